@@ -1,0 +1,169 @@
+;;; netproc-channel.el --- the module, its engine, and the event channel  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; The engine thread reports to Emacs through one pipe process: it queues
+;; events and writes a wake-up byte; the pipe's filter drains every pending
+;; event with one module call and dispatches them in order.  Filters and
+;; sentinels therefore run exactly when Emacs runs those of processes:
+;; while it waits.
+;;
+;; An error in a filter or sentinel does not stop the dispatch of the
+;; events after it: with `debug-on-error' nil it is caught and reported as
+;; Emacs reports one in a process filter once the batch is done; with
+;; `debug-on-error' non-nil it propagates, as Emacs lets it, and the rest of
+;; the batch is dispatched at the next opportunity, in order.
+
+;;; Code:
+
+(require 'netproc-object)
+
+(declare-function netproc--start "netproc-module" (channel))
+(declare-function netproc--stop "netproc-module" ())
+(declare-function netproc--running-p "netproc-module" ())
+(declare-function netproc--drain "netproc-module" ())
+(declare-function netproc--handle-event "netproc-io" (id type payload))
+
+(defconst netproc--module-file
+  (expand-file-name "../module/netproc-module.so"
+                    (file-name-directory (or load-file-name buffer-file-name)))
+  "Where `make' puts the compiled module.")
+
+(defun netproc--load-module ()
+  "Load the compiled module, or explain how to build it."
+  (unless (fboundp 'netproc--start)
+    (when (< emacs-major-version 28)
+      (error "netproc needs Emacs 28 or later; this is Emacs %s"
+             emacs-version))
+    (unless module-file-suffix
+      (error "This Emacs was built without dynamic module support"))
+    (unless (file-exists-p netproc--module-file)
+      (error "netproc's module is not built: run `make' in %s"
+             (file-name-directory
+              (directory-file-name
+               (file-name-directory netproc--module-file)))))
+    (module-load netproc--module-file)))
+
+(defvar netproc--channel nil
+  "The pipe process the engine rings when events are queued.")
+
+(defun netproc--ensure-engine ()
+  "Start the engine and its channel unless they are running."
+  (netproc--load-module)
+  (unless (and netproc--channel (process-live-p netproc--channel)
+               (netproc--running-p))
+    ;; A channel deleted by the user leaves the engine without a reader:
+    ;; start afresh rather than ring a pipe nobody reads.
+    (netproc--stop)
+    (when netproc--channel
+      (delete-process netproc--channel))
+    (let ((pipe (make-pipe-process :name " *netproc-channel*"
+                                   :buffer nil
+                                   :coding 'binary
+                                   :noquery t
+                                   :filter #'netproc--channel-filter
+                                   :sentinel #'ignore)))
+      (netproc--start pipe)
+      (setq netproc--channel pipe))))
+
+(defun netproc--shutdown ()
+  "Stop the engine: every connection closes, no sentinel runs.
+Run from `kill-emacs-hook', so exiting never waits on the network."
+  (when (fboundp 'netproc--stop)
+    (netproc--stop))
+  (when (process-live-p netproc--channel)
+    (delete-process netproc--channel))
+  (setq netproc--channel nil))
+
+;;; Dispatch
+
+(defvar netproc--batch []
+  "The events being dispatched: [ID TYPE PAYLOAD ...].")
+
+(defvar netproc--batch-pos 0
+  "Index in `netproc--batch' of the next event to dispatch.")
+
+(defvar netproc--deferred-errors nil
+  "Errors caught in filters and sentinels during a batch, newest first.
+Each is (KIND . ERROR), KIND being `filter' or `sentinel'.")
+
+(defvar netproc--redispatch-timer nil)
+
+(defun netproc--channel-filter (_pipe _bytes)
+  "Dispatch every pending event; the wake-up bytes carry no information."
+  (netproc--dispatch))
+
+(defun netproc--run-batch ()
+  "Dispatch the rest of `netproc--batch'.
+The position advances before each event is handled, so an event whose
+handler exits non-locally is not handled twice, and a nested dispatch (a
+filter that waits) carries on from the right place."
+  (while (< netproc--batch-pos (length netproc--batch))
+    (let ((batch netproc--batch)
+          (i netproc--batch-pos))
+      (setq netproc--batch-pos (+ i 3))
+      (netproc--handle-event (aref batch i) (aref batch (1+ i))
+                             (aref batch (+ i 2))))))
+
+(defun netproc--dispatch ()
+  "Dispatch what is left of the current batch, then drain and dispatch."
+  (let ((finished nil))
+    (unwind-protect
+        (progn
+          (netproc--run-batch)
+          (when (and (fboundp 'netproc--running-p) (netproc--running-p))
+            (setq netproc--batch (netproc--drain)
+                  netproc--batch-pos 0)
+            (netproc--run-batch))
+          (setq finished t))
+      (unless finished
+        (netproc--schedule-redispatch))))
+  (netproc--report-deferred-errors))
+
+(defun netproc--schedule-redispatch ()
+  "Finish the interrupted batch at the next chance Emacs gets."
+  (unless (memq netproc--redispatch-timer timer-list)
+    (setq netproc--redispatch-timer
+          (run-at-time 0 nil #'netproc--dispatch))))
+
+(defun netproc--call (kind function &rest args)
+  "Call FUNCTION with ARGS as Emacs calls a process filter or sentinel.
+KIND is `filter' or `sentinel'.  The current buffer is kept.  An error is
+caught and kept for `netproc--report-deferred-errors', unless
+`debug-on-error' is non-nil: then it propagates."
+  (save-current-buffer
+    (condition-case-unless-debug err
+        (apply function args)
+      (error (push (cons kind err) netproc--deferred-errors)))))
+
+(defun netproc--report-deferred-errors ()
+  "Report the errors caught in filters and sentinels as Emacs does.
+Emacs shows \"error in process filter: ...\", beeps and pauses two
+seconds; in batch mode it prints the message and exits with status 255."
+  (when netproc--deferred-errors
+    (let ((errors (reverse netproc--deferred-errors)))
+      (setq netproc--deferred-errors nil)
+      (dolist (entry errors)
+        (let ((text (format "error in process %s: %s" (car entry)
+                            (error-message-string (cdr entry)))))
+          (if noninteractive
+              (progn (message "%s" text)
+                     (kill-emacs 255))
+            (ding)
+            (message "%s" text)
+            (let ((inhibit-quit t))
+              (sleep-for 2))))))))
+
+(defun netproc--wait-once (&optional seconds)
+  "Wait up to SECONDS (default 0.05) for events and dispatch them.
+Draining directly as well as through the channel keeps a wait that runs
+inside a filter from depending on the channel's filter being re-entered."
+  (netproc--dispatch)
+  (accept-process-output nil (or seconds 0.05))
+  (netproc--dispatch))
+
+(provide 'netproc-channel)
+
+;;; netproc-channel.el ends here

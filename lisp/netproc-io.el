@@ -1,0 +1,250 @@
+;;; netproc-io.el --- engine events become filter and sentinel calls  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; What Emacs does when a network process connects, reads or closes,
+;; done for netprocs: the same sentinel strings, the same default filter
+;; and sentinel, decoding that keeps a character split across two reads
+;; whole, and input held back while a netproc is stopped.
+
+;;; Code:
+
+(require 'netproc-object)
+(require 'netproc-channel)
+
+(declare-function netproc--set-paused "netproc-module" (conn flag))
+
+;; Event types, as the module numbers them.
+(defconst netproc--event-open 1)
+(defconst netproc--event-data 2)
+(defconst netproc--event-failed 3)
+(defconst netproc--event-closed 4)
+
+(defconst netproc--enoent 2
+  "The errno of a missing file (Linux).")
+
+(defun netproc--handle-event (id type payload)
+  "Handle the engine's event TYPE with PAYLOAD for the netproc with ID."
+  (let ((proc (gethash id netproc--live)))
+    (when proc
+      (let ((st (gethash proc netproc--states)))
+        (cond
+         ((eq type netproc--event-data)
+          (if (netproc--holding-p st)
+              (push (cons type payload) (netproc--st-held st))
+            (netproc--deliver proc st payload)))
+         ((eq type netproc--event-open) (netproc--on-open proc st payload))
+         ((eq type netproc--event-failed) (netproc--on-failed proc st payload))
+         ((eq type netproc--event-closed)
+          (if (netproc--holding-p st)
+              (push (cons type payload) (netproc--st-held st))
+            (netproc--on-closed proc st))))))))
+
+;;; Status changes
+
+(defun netproc--sentinel-call (proc st message)
+  "Run PROC's sentinel (state ST) with MESSAGE."
+  (let ((sentinel (netproc--st-sentinel st)))
+    (netproc--call 'sentinel
+                   (if (eq sentinel 'internal-default-process-sentinel)
+                       #'netproc--default-sentinel
+                     sentinel)
+                   proc message)))
+
+(defun netproc--contact-put (st key value)
+  "Set KEY to VALUE in the contact of ST, in place when KEY is there."
+  (setf (netproc--st-contact st)
+        (plist-put (netproc--st-contact st) key value)))
+
+(defun netproc--on-open (proc st addresses)
+  "PROC (state ST) connected; ADDRESSES is (LOCAL . REMOTE)."
+  (netproc--contact-put st :remote (cdr addresses))
+  (netproc--contact-put st :local (car addresses))
+  (setf (netproc--st-status st) 'open)
+  ;; Only an asynchronous connect announces itself, as in Emacs.
+  (when (netproc--st-nowait st)
+    (netproc--sentinel-call proc st "open\n")))
+
+(defun netproc--on-failed (proc st failure)
+  "Connecting PROC (state ST) failed; FAILURE is (CODE MESSAGE RESOLVE-P)."
+  (netproc--forget-events proc)
+  (setf (netproc--st-failure st) failure)
+  (pcase-let ((`(,code ,message ,resolve-p) failure))
+    (cond
+     ((netproc--st-blocking st)
+      ;; The creating call signals the error itself.
+      (setf (netproc--st-status st) 'failed))
+     (resolve-p
+      ;; Emacs runs no sentinel when an asynchronous lookup fails.
+      (setf (netproc--st-status st) 'failed
+            (netproc--st-exit-status st)
+            (format "Name lookup of %s failed" (netproc--st-host st))))
+     ((eq (netproc--st-family st) 'local)
+      ;; Emacs connects Unix sockets at once, even with :nowait, and shows
+      ;; the error as the status, with no sentinel.
+      (setf (netproc--st-status st)
+            (if (eql code netproc--enoent) 'file-missing 'file-error)
+            (netproc--st-exit-status st)
+            (cons "make client process failed"
+                  (cons message (netproc--st-contact st)))))
+     (t
+      (setf (netproc--st-status st) 'failed
+            (netproc--st-exit-status st) code)
+      (netproc--sentinel-call proc st (format "failed with code %d\n" code))))))
+
+(defun netproc--forget-events (proc)
+  "Dispatch no more events to PROC."
+  (remhash (netproc--rec-id proc) netproc--live))
+
+(defun netproc--on-closed (proc st)
+  "The peer of PROC (state ST) closed the connection or reset it."
+  (netproc--flush-carry proc st)
+  (netproc--forget-events proc)
+  (setf (netproc--st-status st) 'closed
+        (netproc--st-exit-status st) 256)
+  (when delete-exited-processes
+    (netproc--unlist proc))
+  (netproc--sentinel-call proc st "connection broken by remote peer\n"))
+
+;;; Holding input while stopped
+
+(defun netproc--holding-p (st)
+  "Non-nil when input for ST must wait: stopped, or filter t."
+  (or (netproc--st-stopped st) (eq (netproc--st-filter st) t)))
+
+(defun netproc--update-reading (st)
+  "Tell the engine whether to read ST's socket; release held input."
+  (let ((holding (netproc--holding-p st)))
+    (when (netproc--st-conn st)
+      (netproc--set-paused (netproc--st-conn st) holding))
+    (when (and (not holding) (netproc--st-held st))
+      ;; Deliver what was held when Emacs next waits, as Emacs reads a
+      ;; resumed process then, not inside `continue-process'.
+      (run-at-time 0 nil #'netproc--release-held (netproc--st-proc st)))))
+
+(defun netproc--release-held (proc)
+  "Deliver the input held for PROC while it was stopped, in order."
+  (let ((st (gethash proc netproc--states)))
+    (while (and st (netproc--st-held st) (not (netproc--holding-p st)))
+      (let ((event (car (last (netproc--st-held st)))))
+        (setf (netproc--st-held st) (butlast (netproc--st-held st)))
+        (if (eq (car event) netproc--event-data)
+            (netproc--deliver proc st (cdr event))
+          (netproc--on-closed proc st))))))
+
+;;; Decoding
+
+(defun netproc--incomplete-tail (bytes coding)
+  "Return how many trailing BYTES must wait for the next read under CODING.
+That is the start of a UTF-8 sequence cut by the read, or a lone CR
+that may be the first half of a CRLF."
+  (let* ((n (length bytes))
+         (type (coding-system-type coding))
+         (eol (coding-system-eol-type coding))
+         (hold 0))
+    (when (memq type '(utf-8 undecided))
+      (let ((i (1- n))
+            (stop (max 0 (- n 4))))
+        ;; Find the last byte that is not a continuation byte.
+        (while (and (>= i stop) (= (logand (aref bytes i) #xc0) #x80))
+          (setq i (1- i)))
+        (when (>= i stop)
+          (let* ((lead (aref bytes i))
+                 (need (cond ((>= lead #xf0) 4)
+                             ((>= lead #xe0) 3)
+                             ((>= lead #xc0) 2)
+                             (t 1))))
+            (when (> need (- n i))
+              (setq hold (- n i)))))))
+    (when (and (= hold 0) (> n 0) (= (aref bytes (1- n)) ?\r)
+               (or (vectorp eol) (eql eol 1)))
+      (setq hold 1))
+    hold))
+
+(defun netproc--decode (st bytes &optional final)
+  "Decode BYTES read for ST with its decoding, keeping an incomplete tail.
+With FINAL, decode everything that is left."
+  (let* ((coding (netproc--st-decode st))
+         (input (if (equal (netproc--st-carry st) "")
+                    bytes
+                  (concat (netproc--st-carry st) bytes)))
+         (hold (if (or final (null coding))
+                   0
+                 (netproc--incomplete-tail input coding)))
+         (ready (if (> hold 0) (substring input 0 (- hold)) input)))
+    (setf (netproc--st-carry st)
+          (if (> hold 0) (substring input (- hold)) ""))
+    (if (or (null coding) (equal ready ""))
+        ready
+      (prog1 (decode-coding-string ready coding t)
+        ;; What Emacs learns from the data (the end-of-line format, or
+        ;; the coding system itself) becomes the process's decoding.
+        (when (or (vectorp (coding-system-eol-type coding))
+                  (eq (coding-system-type coding) 'undecided))
+          (setf (netproc--st-decode st) last-coding-system-used))))))
+
+(defun netproc--deliver (proc st bytes)
+  "Decode BYTES for PROC (state ST) and give them to its filter."
+  (netproc--give proc st (netproc--decode st bytes)))
+
+(defun netproc--flush-carry (proc st)
+  "Give PROC's filter whatever undecoded bytes are left (state ST)."
+  (unless (equal (netproc--st-carry st) "")
+    (netproc--give proc st (netproc--decode st "" t))))
+
+(defun netproc--give (proc st text)
+  "Call PROC's filter (state ST) with TEXT, unless TEXT is empty."
+  (unless (equal text "")
+    (setf (netproc--st-reads st) (1+ (netproc--st-reads st)))
+    (let ((filter (netproc--st-filter st)))
+      (netproc--call 'filter
+                     (if (eq filter 'internal-default-process-filter)
+                         #'netproc--default-filter
+                       filter)
+                     proc text))))
+
+;;; The default filter and sentinel
+
+(defun netproc--insert-at-mark (proc text before-markers)
+  "Insert TEXT in PROC's buffer at its mark, as Emacs's defaults do.
+With BEFORE-MARKERS, markers at the insertion point move after the text.
+Point moves with the text when it was at or after the insertion point;
+a read-only or narrowed buffer is written all the same."
+  (let* ((st (netproc--st proc))
+         (buffer (netproc--st-buffer st))
+         (mark (netproc--st-mark st)))
+    (when (buffer-live-p buffer)
+      (with-current-buffer buffer
+        (let* ((inhibit-read-only t)
+               (opoint (point))
+               (pos (if (eq (marker-buffer mark) buffer)
+                        (marker-position mark)
+                      (point-max)))
+               (outside (or (< pos (point-min)) (> pos (point-max))))
+               (len (length text)))
+          (save-restriction
+            (when outside (widen))
+            (goto-char pos)
+            (if before-markers
+                (insert-before-markers text)
+              (insert text))
+            (set-marker mark (point) buffer))
+          (goto-char (if (>= opoint pos) (+ opoint len) opoint)))))))
+
+(defun netproc--default-filter (proc text)
+  "Insert TEXT into PROC's buffer at its mark, like Emacs's default filter."
+  (netproc--insert-at-mark proc text t))
+
+(defun netproc--default-sentinel (proc message)
+  "Insert \"Process NAME MESSAGE\" into PROC's buffer, as Emacs does.
+Nothing is inserted while PROC is open, so \"open\" notices stay silent."
+  (let ((st (netproc--st proc)))
+    (unless (memq (netproc--st-status st) '(open connect))
+      (netproc--insert-at-mark
+       proc (concat "\nProcess " (netproc--rec-name proc) " " message) nil))))
+
+(provide 'netproc-io)
+
+;;; netproc-io.el ends here

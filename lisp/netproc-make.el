@@ -1,0 +1,293 @@
+;;; netproc-make.el --- netproc-make-network-process  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; Reads the arguments of `make-network-process' as Emacs 28 reads them:
+;; the same checks in the same order, so a bad argument signals the same
+;; error, and the same contact plist.  Then it asks the engine to connect
+;; and, unless :nowait, waits for the outcome while Emacs keeps running
+;; (and `C-g' works).
+
+;;; Code:
+
+(require 'netproc-object)
+(require 'netproc-channel)
+(require 'netproc-io)
+
+(declare-function netproc--connect "netproc-module"
+                  (id family host port path remote))
+(declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--service-port "netproc-module" (name))
+
+(defconst netproc--network-options
+  '(:reuseaddr :broadcast :dontroute :keepalive :linger :oobinline
+    :priority :bindtodevice)
+  "The keywords of `make-network-process' that are socket options.")
+
+(defun netproc--check-type (args)
+  "Check the :type and :server of ARGS as Emacs does, first of all."
+  (let ((type (plist-get args :type)))
+    (cond ((null type))
+          ((memq type '(datagram seqpacket))
+           (error "netproc does not support :type %s yet" type))
+          (t (error "Unsupported connection type"))))
+  (when (plist-get args :server)
+    (when (plist-get args :nowait)
+      (error "`:server' is incompatible with `:nowait'"))
+    (error "netproc does not support servers yet")))
+
+(defun netproc--address-form-p (address)
+  "Non-nil if ADDRESS has one of the forms Emacs takes for an address."
+  (or (and (vectorp address) (memq (length address) '(5 9)))
+      (stringp address)
+      (and (consp address) (integerp (car address)) (vectorp (cdr address)))))
+
+(defun netproc--family (value)
+  "Return the family symbol (nil, ipv4, ipv6 or local) meant by VALUE.
+Integers are address family numbers, as Emacs allows; others that the
+system has no use for become the symbol `unsupported'."
+  (cond ((memq value '(nil ipv4 ipv6 local)) value)
+        ((eql value 0) nil)
+        ((eql value 1) 'local)
+        ((eql value 2) 'ipv4)
+        ((eql value 10) 'ipv6)
+        ((integerp value) 'unsupported)
+        (t (error "Unknown address family"))))
+
+(defun netproc--portstring (service)
+  "Return SERVICE as the text Emacs passes to the resolver."
+  (cond ((eq service t) "0")
+        ((integerp service) (number-to-string service))
+        ((stringp service) service)
+        (t (signal 'wrong-type-argument (list 'stringp service)))))
+
+(defun netproc--port (portstring)
+  "Return the port number of PORTSTRING, or nil when no service has it.
+Numbers wrap at 16 bits as they do in the C library."
+  (cond ((equal portstring "") 0)
+        ((string-match-p "\\`[0-9]+\\'" portstring)
+         (logand (string-to-number portstring) #xffff))
+        (t (netproc--service-port portstring))))
+
+(defun netproc--default-coding (args buffer host service)
+  "Return (DECODING . ENCODING) for a netproc made with ARGS.
+BUFFER, HOST and SERVICE are as resolved; this follows Emacs's order:
+:coding, then `coding-system-for-read' and `coding-system-for-write', then
+`find-operation-coding-system', then `default-process-coding-system'."
+  (let* ((given (plist-get args :coding))
+         (unibyte (if buffer
+                      (and (buffer-live-p buffer)
+                           (not (buffer-local-value
+                                 'enable-multibyte-characters buffer)))
+                    (not (default-value 'enable-multibyte-characters))))
+         (found (and (not given) host service
+                     (find-operation-coding-system
+                      'open-network-stream (plist-get args :name)
+                      buffer host service)))
+         (fallback (if (consp found) found default-process-coding-system)))
+    (cons (cond (given (if (consp given) (car given) given))
+                (coding-system-for-read)
+                (unibyte 'raw-text)
+                ((consp fallback) (car fallback)))
+          (cond (given (if (consp given) (cdr given) given))
+                (coding-system-for-write)
+                (unibyte nil)
+                ((consp fallback) (cdr fallback))))))
+
+(defun netproc--check-coding (coding)
+  "Signal as Emacs does when the :coding value CODING is not usable."
+  (dolist (c (if (consp coding) (list (car coding) (cdr coding))
+               (list coding)))
+    (unless (symbolp c)
+      (signal 'wrong-type-argument (list 'symbolp c)))
+    (check-coding-system c)))
+
+(defun netproc--target (args)
+  "Check the address arguments of ARGS; return where to connect.
+The value is a plist with :family, :host, :portstring, :port, :path and
+:remote, from which the engine gets exactly one destination."
+  (let ((remote (plist-get args :remote)))
+    (if remote
+        (progn
+          (unless (netproc--address-form-p remote)
+            (error "Malformed :address"))
+          (list :remote remote
+                :family (if (stringp remote) 'local nil)))
+      (let* ((family (netproc--family (plist-get args :family)))
+             (service (plist-get args :service))
+             (host (plist-get args :host)))
+        (setq host (cond ((null host)
+                          (unless (eq family 'local)
+                            (if (eq family 'ipv6) "::1" "127.0.0.1")))
+                         ((eq host 'local)
+                          (if (eq family 'ipv6) "::1" "127.0.0.1"))
+                         ((stringp host) host)
+                         (t (signal 'wrong-type-argument
+                                    (list 'stringp host)))))
+        (if (eq family 'local)
+            (progn
+              (when (plist-get args :host)
+                (message ":family local ignores the :host property"))
+              (unless (stringp service)
+                (signal 'wrong-type-argument (list 'stringp service)))
+              (when (>= (string-bytes service) 108)
+                (error "Service name too long"))
+              (list :family 'local :path service))
+          (let ((portstring (netproc--portstring service)))
+            (when (and (multibyte-string-p host)
+                       (/= (string-bytes host) (length host)))
+              (error "Non-ASCII hostname %s detected, please use puny-encode-domain"
+                     host))
+            (list :family family :host host :portstring portstring
+                  :port (netproc--port portstring))))))))
+
+(defun netproc--lookup-error (target)
+  "Return the resolver's complaint about TARGET, or nil if it has none.
+These are the failures the C library reports before any lookup."
+  (cond ((eq (plist-get target :family) 'unsupported)
+         "ai_family not supported")
+        ((and (plist-get target :host) (null (plist-get target :port)))
+         "Servname not supported for ai_socktype")))
+
+(defun netproc--setup (args target)
+  "Register a netproc for ARGS and TARGET; return its state."
+  (let* ((name (plist-get args :name))
+         (buffer (let ((b (plist-get args :buffer)))
+                   (and b (get-buffer-create b))))
+         (plist (copy-sequence (plist-get args :plist)))
+         (tls (plist-get args :tls-parameters)))
+    (unless (listp tls)
+      (signal 'wrong-type-argument (list 'listp tls)))
+    (when tls
+      (error "netproc does not support TLS; use `make-network-process'"))
+    (dolist (option netproc--network-options)
+      (when (plist-member args option)
+        (error "netproc does not support the network option %s yet" option)))
+    (let ((st (netproc--register name))
+          (coding (netproc--default-coding
+                   args buffer (plist-get target :host)
+                   (plist-get args :service))))
+      (setf (netproc--st-contact st) args
+            (netproc--st-buffer st) buffer
+            (netproc--st-mark st) (make-marker)
+            (netproc--st-plist st) plist
+            (netproc--st-query st) (not (plist-get args :noquery))
+            (netproc--st-stopped st) (and (plist-get args :stop) t)
+            (netproc--st-nowait st) (and (plist-get args :nowait) t)
+            (netproc--st-family st) (plist-get target :family)
+            (netproc--st-host st) (plist-get target :host)
+            (netproc--st-portstring st) (plist-get target :portstring)
+            (netproc--st-decode st) (car coding)
+            (netproc--st-encode st) (cdr coding))
+      (let ((filter (plist-get args :filter))
+            (sentinel (plist-get args :sentinel)))
+        (when filter (setf (netproc--st-filter st) filter))
+        (when sentinel (setf (netproc--st-sentinel st) sentinel)))
+      (when (buffer-live-p buffer)
+        (set-marker (netproc--st-mark st)
+                    (with-current-buffer buffer (point-max)) buffer))
+      st)))
+
+(defun netproc--start-connect (st target)
+  "Ask the engine to connect ST to TARGET."
+  (let ((remote (plist-get target :remote)))
+    (when (consp remote)
+      ;; Emacs would "connect" such an address to nothing and let the first
+      ;; send kill it with SIGPIPE; refuse it as the system would.
+      (netproc--forget (netproc--st-proc st))
+      (signal 'file-error
+              (cons "make client process failed"
+                    (cons "Address family not supported by protocol"
+                          (netproc--st-contact st)))))
+    (setf (netproc--st-conn st)
+          (netproc--connect (netproc--rec-id (netproc--st-proc st))
+                            (and (memq (plist-get target :family)
+                                     '(ipv4 ipv6))
+                                 (plist-get target :family))
+                            (plist-get target :host)
+                            (plist-get target :port)
+                            (plist-get target :path)
+                            remote))
+    (when (netproc--holding-p st)
+      (netproc--update-reading st))))
+
+(defun netproc--fail-lookup (st message)
+  "Settle ST as a name lookup that failed with MESSAGE.
+Blocking: signal Emacs's error.  :nowait: the status becomes `failed'
+with no sentinel, as in Emacs."
+  (let ((proc (netproc--st-proc st)))
+    (if (netproc--st-nowait st)
+        (progn
+          (netproc--forget-events proc)
+          (setf (netproc--st-status st) 'failed
+                (netproc--st-exit-status st)
+                (format "Name lookup of %s failed" (netproc--st-host st))))
+      (netproc--forget proc)
+      (error "%s/%s %s" (netproc--st-host st) (netproc--st-portstring st)
+             message))))
+
+(defun netproc--await-connect (st)
+  "Wait until ST's blocking connect has an outcome; signal if it failed.
+A quit cancels the connect."
+  (let ((proc (netproc--st-proc st))
+        (settled nil))
+    (setf (netproc--st-blocking st) t)
+    (unwind-protect
+        (progn
+          (while (eq (netproc--st-status st) 'connect)
+            (netproc--wait-once))
+          (setq settled t))
+      (setf (netproc--st-blocking st) nil)
+      (unless settled
+        (netproc--close (netproc--st-conn st))
+        (netproc--forget proc)))
+    (when (eq (netproc--st-status st) 'failed)
+      (netproc--forget proc)
+      (pcase-let ((`(,code ,message ,resolve-p) (netproc--st-failure st)))
+        (if resolve-p
+            (error "%s/%s %s" (netproc--st-host st)
+                   (netproc--st-portstring st) message)
+          (signal (if (eql code netproc--enoent) 'file-missing 'file-error)
+                  (cons "make client process failed"
+                        (cons message (netproc--st-contact st)))))))))
+
+(defun netproc--check-coding-after-connect (st args)
+  "Check :coding of ARGS once ST is connected, where Emacs checks it."
+  (when (plist-member args :coding)
+    (condition-case err
+        (netproc--check-coding (plist-get args :coding))
+      (error
+       (netproc--close (netproc--st-conn st))
+       (netproc--forget (netproc--st-proc st))
+       (signal (car err) (cdr err))))))
+
+(defun netproc--make (args)
+  "Make a netproc from the argument list ARGS of `make-network-process'."
+  (netproc--check-type args)
+  (let ((name (plist-get args :name)))
+    (unless (stringp name)
+      (signal 'wrong-type-argument (list 'stringp name))))
+  (let* ((target (netproc--target args))
+         (lookup-error (netproc--lookup-error target)))
+    (when (and lookup-error (not (plist-get args :nowait)))
+      (error "%s/%s %s" (plist-get target :host)
+             (plist-get target :portstring) lookup-error))
+    (when (and (plist-get args :nowait) (plist-member args :coding))
+      ;; Emacs would find a bad :coding inside its event loop, once the
+      ;; asynchronous connect is done; here the call itself says so.
+      (netproc--check-coding (plist-get args :coding)))
+    (netproc--ensure-engine)
+    (let ((st (netproc--setup args target)))
+      (if lookup-error
+          (netproc--fail-lookup st lookup-error)
+        (netproc--start-connect st target)
+        (unless (netproc--st-nowait st)
+          (netproc--await-connect st)
+          (netproc--check-coding-after-connect st args)))
+      (netproc--st-proc st))))
+
+(provide 'netproc-make)
+
+;;; netproc-make.el ends here

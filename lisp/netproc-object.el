@@ -1,0 +1,137 @@
+;;; netproc-object.el --- netproc objects and their registry  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; A netproc is a small record, #s(netproc NAME ID), so that printing one
+;; shows a person its name and never drags a buffer, a plist or a closure
+;; into the output.  Everything else about it lives in a `netproc--st'
+;; found through a weak table: a netproc that Lisp no longer references
+;; and that is closed costs nothing, while a live one stays reachable from
+;; `netproc--live' (dispatch by engine id) and `netproc--listed' (what
+;; `netproc-list' shows) until it is deleted, like a process.
+
+;;; Code:
+
+(require 'cl-lib)
+
+(cl-defstruct (netproc (:constructor netproc--new (name id))
+                       (:conc-name netproc--rec-)
+                       (:copier nil)
+                       (:predicate netproc-p))
+  "A network connection whose input and output run in netproc's engine."
+  (name nil :read-only t)
+  (id nil :read-only t))
+
+(cl-defstruct (netproc--st (:constructor netproc--st-new)
+                           (:copier nil))
+  "What a netproc is, beyond its name."
+  proc conn
+  (status 'connect)       ; connect, open, failed, closed, or an error symbol
+  (exit-status 0)
+  stopped                 ; `process-command' is t while stopped
+  buffer mark
+  (filter 'internal-default-process-filter)
+  (sentinel 'internal-default-process-sentinel)
+  plist contact
+  decode encode
+  (carry "")              ; undecoded tail of the last read
+  (query t)
+  inherit-coding
+  nowait                  ; made with :nowait
+  blocking                ; the creating call is still waiting for it
+  failure                 ; (CODE MESSAGE RESOLVE-P) of a failed connect
+  family host portstring
+  eof-sent
+  held                    ; events kept back while stopped, newest first
+  (reads 0))              ; filter calls made, for `accept-netproc-output'
+
+(defvar netproc--states (make-hash-table :test 'eq :weakness 'key)
+  "Each netproc's `netproc--st'.")
+
+(defvar netproc--live (make-hash-table :test 'eql)
+  "Engine id to netproc, for the netprocs whose events still matter.")
+
+(defvar netproc--listed (make-hash-table :test 'equal)
+  "Name to netproc, for the netprocs `netproc-list' shows.
+Emacs hash tables keep insertion order, so this is also creation order.")
+
+(defvar netproc--next-id 0
+  "The engine id of the next netproc.")
+
+(defun netproc--st (proc)
+  "Return the state of PROC, which must be a netproc."
+  (or (and (netproc-p proc) (gethash proc netproc--states))
+      (signal 'wrong-type-argument (list 'netproc-p proc))))
+
+(defun netproc--unique-name (name)
+  "Return NAME, or NAME<N> with the first N that is free, as Emacs does."
+  (if (not (gethash name netproc--listed))
+      name
+    (let ((n 1))
+      (while (gethash (format "%s<%d>" name n) netproc--listed)
+        (setq n (1+ n)))
+      (format "%s<%d>" name n))))
+
+(defun netproc--register (name)
+  "Make and register a netproc called NAME (made unique); return its state."
+  (let* ((id (setq netproc--next-id (1+ netproc--next-id)))
+         (proc (netproc--new (netproc--unique-name name) id))
+         (st (netproc--st-new :proc proc)))
+    (puthash proc st netproc--states)
+    (puthash id proc netproc--live)
+    (puthash (netproc--rec-name proc) proc netproc--listed)
+    st))
+
+(defun netproc--unlist (proc)
+  "Remove PROC from `netproc-list', if it is the netproc listed by its name."
+  (let ((name (netproc--rec-name proc)))
+    (when (eq (gethash name netproc--listed) proc)
+      (remhash name netproc--listed))))
+
+(defun netproc--forget (proc)
+  "Stop dispatching events to PROC and remove it from `netproc-list'."
+  (remhash (netproc--rec-id proc) netproc--live)
+  (netproc--unlist proc))
+
+(defun netproc--buffer-netproc (buffer)
+  "Return the first listed netproc whose buffer is BUFFER, or nil."
+  (catch 'found
+    (maphash (lambda (_name proc)
+               (when (eq (netproc--st-buffer (gethash proc netproc--states))
+                         buffer)
+                 (throw 'found proc)))
+             netproc--listed)
+    nil))
+
+(defun netproc--designated (designator)
+  "Return the netproc that DESIGNATOR (netproc, buffer or name) means.
+Return nil when a buffer or name designates none; signal
+`wrong-type-argument' for any other type."
+  (cond ((netproc-p designator) designator)
+        ((stringp designator) (gethash designator netproc--listed))
+        ((bufferp designator) (netproc--buffer-netproc designator))
+        (t (signal 'wrong-type-argument (list 'netproc-p designator)))))
+
+(defun netproc--get-netproc (designator)
+  "Return the netproc DESIGNATOR means, or signal as Emacs does for processes.
+DESIGNATOR is a netproc, a buffer, a name, or nil for the current
+buffer's netproc."
+  (cond ((netproc-p designator) designator)
+        ((null designator)
+         (or (netproc--buffer-netproc (current-buffer))
+             (error "Current buffer has no process")))
+        ((stringp designator)
+         (or (gethash designator netproc--listed)
+             (let ((buffer (get-buffer designator)))
+               (and buffer (netproc--buffer-netproc buffer)))
+             (error "Process %s does not exist" designator)))
+        ((bufferp designator)
+         (or (netproc--buffer-netproc designator)
+             (error "Buffer %s has no process" (buffer-name designator))))
+        (t (signal 'wrong-type-argument (list 'netproc-p designator)))))
+
+(provide 'netproc-object)
+
+;;; netproc-object.el ends here

@@ -1,0 +1,508 @@
+;;; netproc.el --- make-network-process with its I/O on a GLib thread  -*- lexical-binding: t; -*-
+
+;; Version: 0.1
+;; Package-Requires: ((emacs "28.1"))
+;; Keywords: comm, processes
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; netproc makes network connections that behave like the processes of
+;; `make-network-process' while a dynamic module does their input and
+;; output on a thread of its own.  Call `netproc-make-network-process'
+;; with the keywords you know; use the twin of every process function,
+;; named by one rule: the builtin's name with "process" replaced by
+;; "netproc".
+;;
+;;   (require 'netproc)
+;;   (let ((conn (netproc-make-network-process
+;;                :name "echo" :host "127.0.0.1" :service 7
+;;                :filter (lambda (_proc text) (message "got %S" text)))))
+;;     (netproc-send-string conn "hello\n")
+;;     (accept-netproc-output conn 1)
+;;     (delete-netproc conn))
+;;
+;; Build the module with `make' in the top directory first.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'netproc-object)
+(require 'netproc-channel)
+(require 'netproc-io)
+(require 'netproc-make)
+
+(declare-function netproc--send "netproc-module" (conn string))
+(declare-function netproc--queued "netproc-module" (conn))
+(declare-function netproc--shutdown-write "netproc-module" (conn))
+(declare-function netproc--close "netproc-module" (conn))
+
+(netproc--load-module)
+
+(defgroup netproc nil
+  "Network processes whose I/O runs on a thread of their own."
+  :group 'processes
+  :prefix "netproc-")
+
+(defcustom netproc-send-high-water-mark (* 4 1024 1024)
+  "Bytes a netproc may have queued for sending before a send waits.
+Past this mark, `netproc-send-string' and `netproc-send-region' wait for
+the engine to write the queue out, dispatching incoming events meanwhile
+so that two netprocs sending to each other never deadlock.  \\[keyboard-quit]
+ends the wait; what was queued is still sent."
+  :type 'integer)
+
+;;; Making netprocs
+
+(defun netproc-make-network-process (&rest args)
+  "Make a network connection as `make-network-process' does; return it.
+The value is a netproc: use the netproc twins of the process functions
+on it (`netproc-send-string', `delete-netproc', ...).  With no ARGS, return
+nil.
+
+ARGS are keyword arguments, read as `make-network-process' reads them
+\(the first occurrence of a keyword wins, unknown keywords are kept in the
+contact plist):
+
+:name NAME -- the name, a string, made unique with <1>, <2>...
+:host HOST -- a host name or address string, or `local' for the loopback
+  address; default \"127.0.0.1\" (\"::1\" with :family `ipv6').
+:service SERVICE -- a port number, a service name, or for :family `local'
+  the socket's path.
+:family FAMILY -- nil (any), `ipv4', `ipv6' or `local' (a Unix socket).
+:remote ADDRESS -- connect to ADDRESS instead: [A B C D PORT],
+  [G0 ... G7 PORT] or a socket path string.
+:local ADDRESS -- ignored for clients, as by Emacs.
+:nowait BOOL -- return at once with status `connect'; the sentinel gets
+  \"open\\n\" or \"failed with code N\\n\" later.  Without it the call
+  waits for the connection, and \\[keyboard-quit] cancels it.
+:stop BOOL -- start stopped (see `stop-netproc').
+:buffer BUFFER -- the buffer or buffer name the default filter inserts in.
+:coding CODING -- a coding system, or (DECODING . ENCODING).
+:noquery BOOL -- do not ask about this connection when Emacs exits.
+:filter FILTER -- called with the netproc and each string received.
+:filter-multibyte BOOL -- accepted and ignored, as by Emacs 28.
+:sentinel SENTINEL -- called with the netproc and a message when its
+  status changes.
+:plist PLIST -- the initial `netproc-plist'.
+
+Servers, :type `datagram' and `seqpacket', network options and TLS are
+not supported yet and signal an error."
+  (and args (netproc--make args)))
+
+;;; Sending
+
+(defun netproc--await-socket (st)
+  "Wait while ST is still connecting asynchronously."
+  (while (eq (netproc--st-status st) 'connect)
+    (netproc--wait-once)))
+
+(defun netproc--check-running (proc st)
+  "Signal Emacs's error unless PROC (state ST) can send."
+  (unless (eq (netproc--st-status st) 'open)
+    (error "Process %s not running" (netproc--rec-name proc))))
+
+(defun netproc--encode (st string)
+  "Return STRING as the bytes to send for ST: encoded if multibyte."
+  (if (multibyte-string-p string)
+      (encode-coding-string string (or (netproc--st-encode st) 'no-conversion)
+                            t)
+    string))
+
+(defun netproc--queue (proc st string)
+  "Queue STRING on PROC (state ST), waiting while the queue is too full."
+  (netproc--await-socket st)
+  (netproc--check-running proc st)
+  (when (netproc--st-eof-sent st)
+    ;; Emacs would write this to /dev/null; losing data silently is worse
+    ;; than saying so.
+    (error "Process %s has already sent EOF" (netproc--rec-name proc)))
+  (let ((bytes (netproc--encode st string)))
+    (unless (equal bytes "")
+      (let ((conn (netproc--st-conn st)))
+        (when (> (netproc--send conn bytes) netproc-send-high-water-mark)
+          (while (and (eq (netproc--st-status st) 'open)
+                      (> (netproc--queued conn) netproc-send-high-water-mark))
+            (netproc--wait-once)))))))
+
+(defun netproc-send-string (netproc string)
+  "Send STRING to NETPROC, as `process-send-string' does.
+NETPROC may be a netproc, its buffer or its name.  A multibyte STRING is
+encoded with the netproc's encoding; a unibyte one is sent as it is.  The
+bytes are queued for the engine and the call returns; only when more than
+`netproc-send-high-water-mark' bytes are waiting does it wait."
+  (let ((proc (netproc--get-netproc netproc)))
+    (unless (stringp string)
+      (signal 'wrong-type-argument (list 'stringp string)))
+    (netproc--queue proc (netproc--st proc) string)
+    nil))
+
+(defun netproc-send-region (netproc start end)
+  "Send the current buffer's text from START to END to NETPROC.
+Like `process-send-region'; see `netproc-send-string'."
+  (let* ((proc (netproc--get-netproc netproc))
+         (text (condition-case nil
+                   (buffer-substring-no-properties start end)
+                 (args-out-of-range
+                  (signal 'args-out-of-range
+                          (list (current-buffer) start end))))))
+    (netproc--queue proc (netproc--st proc) text)
+    nil))
+
+(defun netproc-send-eof (&optional netproc)
+  "Close the sending side of NETPROC once its queue is written.
+Like `process-send-eof': data from the peer keeps arriving.  NETPROC
+defaults to the current buffer's netproc.  Return NETPROC."
+  (let* ((proc (netproc--get-netproc netproc))
+         (st (netproc--st proc)))
+    (netproc--await-socket st)
+    (netproc--check-running proc st)
+    (unless (netproc--st-eof-sent st)
+      (setf (netproc--st-eof-sent st) t)
+      (netproc--shutdown-write (netproc--st-conn st)))
+    netproc))
+
+;;; Deleting
+
+(defun delete-netproc (&optional netproc)
+  "Delete NETPROC: close its connection and run its sentinel.
+Like `delete-process': the sentinel gets \"deleted\\n\" before this
+returns, unless NETPROC had already closed.  NETPROC may be a netproc,
+its buffer or its name, and defaults to the current buffer's netproc."
+  (let* ((proc (netproc--get-netproc netproc))
+         (st (netproc--st proc))
+         (was (netproc--st-status st)))
+    (netproc--forget proc)
+    (when (netproc--st-conn st)
+      (netproc--close (netproc--st-conn st)))
+    (setf (netproc--st-status st) 'closed
+          (netproc--st-exit-status st) 0
+          (netproc--st-held st) nil)
+    (unless (eq was 'closed)
+      (netproc--sentinel-call proc st "deleted\n")
+      (netproc--report-deferred-errors))
+    nil))
+
+;;; Status
+
+(defun netproc-status (netproc)
+  "Return the status of NETPROC, as `process-status' does.
+The value is `open', `connect', `stop', `closed', `failed' or an error
+symbol.  NETPROC may be a netproc, a buffer or a name; a name that no
+netproc has gives nil."
+  (let ((proc (if (stringp netproc)
+                  (gethash netproc netproc--listed)
+                (netproc--get-netproc netproc))))
+    (when proc
+      (let* ((st (netproc--st proc))
+             (status (netproc--st-status st)))
+        (cond ((eq status 'closed) 'closed)
+              ((netproc--st-stopped st) 'stop)
+              (t status))))))
+
+(defun netproc-live-p (netproc)
+  "Return non-nil if NETPROC is alive, as `process-live-p' does."
+  (and (netproc-p netproc)
+       (memq (netproc-status netproc) '(run open listen connect stop))))
+
+(defun netproc-exit-status (netproc)
+  "Return the exit status of NETPROC, as `process-exit-status' does.
+0 while open or after `delete-netproc', 256 after the peer closed, the
+error number after a failed asynchronous connect.  Unlike Emacs 28, this
+is safe while NETPROC is still connecting: it returns 0."
+  (netproc--st-exit-status (netproc--st netproc)))
+
+(defun netproc-command (netproc)
+  "Return t while NETPROC is stopped, else nil, as `process-command' does."
+  (netproc--st-stopped (netproc--st netproc)))
+
+(defun netproc-id (netproc)
+  "Return nil: a netproc, like a network process, has no process id.
+NETPROC must be a netproc."
+  (netproc--st netproc)
+  nil)
+
+(defun netproc-tty-name (netproc &optional _stream)
+  "Return nil: NETPROC has no terminal, as a network process has none."
+  (netproc--st netproc)
+  nil)
+
+(defun netproc-type (netproc)
+  "Return `network', the type of NETPROC (a netproc, buffer or name)."
+  (netproc--get-netproc netproc)
+  'network)
+
+(defun netproc-name (netproc)
+  "Return the name of NETPROC."
+  (netproc--st netproc)
+  (netproc--rec-name netproc))
+
+(defun netproc-contact (netproc &optional key no-block)
+  "Return what NETPROC was made with, as `process-contact' does.
+With KEY nil, (HOST SERVICE); with KEY t, the whole contact plist, which
+also holds the :remote and :local addresses once connected; with a
+keyword, its value.  While NETPROC is still connecting this waits,
+unless NO-BLOCK is non-nil: then it returns nil."
+  (let ((st (netproc--st netproc)))
+    (if (and no-block (eq (netproc--st-status st) 'connect))
+        nil
+      (netproc--await-socket st)
+      (let ((contact (netproc--st-contact st)))
+        (cond ((null key)
+               (list (plist-get contact :host) (plist-get contact :service)))
+              ((eq key t) contact)
+              (t (plist-get contact key)))))))
+
+;;; Buffer, filter, sentinel
+
+(defun netproc-buffer (netproc)
+  "Return the buffer NETPROC is associated with, or nil."
+  (netproc--st-buffer (netproc--st netproc)))
+
+(defun set-netproc-buffer (netproc buffer)
+  "Make BUFFER the buffer of NETPROC; return BUFFER."
+  (let ((st (netproc--st netproc)))
+    (unless (or (null buffer) (bufferp buffer))
+      (signal 'wrong-type-argument (list 'bufferp buffer)))
+    (setf (netproc--st-buffer st) buffer)
+    (netproc--contact-put st :buffer buffer)
+    buffer))
+
+(defun netproc-mark (netproc)
+  "Return the marker where NETPROC's default filter inserts."
+  (netproc--st-mark (netproc--st netproc)))
+
+(defun netproc-filter (netproc)
+  "Return the filter of NETPROC.
+`internal-default-process-filter' stands for the default, as for
+processes."
+  (netproc--st-filter (netproc--st netproc)))
+
+(defun set-netproc-filter (netproc filter)
+  "Give NETPROC the filter FILTER; nil means the default.  Return it.
+FILTER t stops reading, as it does for a process, until another filter
+is set."
+  (let ((st (netproc--st netproc)))
+    (unless filter
+      (setq filter 'internal-default-process-filter))
+    (setf (netproc--st-filter st) filter)
+    (netproc--contact-put st :filter filter)
+    (netproc--update-reading st)
+    filter))
+
+(defun netproc-sentinel (netproc)
+  "Return the sentinel of NETPROC.
+`internal-default-process-sentinel' stands for the default."
+  (netproc--st-sentinel (netproc--st netproc)))
+
+(defun set-netproc-sentinel (netproc sentinel)
+  "Give NETPROC the sentinel SENTINEL; nil means the default.  Return it."
+  (let ((st (netproc--st netproc)))
+    (unless sentinel
+      (setq sentinel 'internal-default-process-sentinel))
+    (setf (netproc--st-sentinel st) sentinel)
+    (netproc--contact-put st :sentinel sentinel)
+    sentinel))
+
+;;; Property list and query flag
+
+(defun netproc-plist (netproc)
+  "Return the property list of NETPROC."
+  (netproc--st-plist (netproc--st netproc)))
+
+(defun set-netproc-plist (netproc plist)
+  "Make PLIST, a list, the property list of NETPROC; return it."
+  (let ((st (netproc--st netproc)))
+    (unless (listp plist)
+      (signal 'wrong-type-argument (list 'listp plist)))
+    (setf (netproc--st-plist st) plist)))
+
+(defun netproc-get (netproc propname)
+  "Return the value of NETPROC's property PROPNAME."
+  (plist-get (netproc-plist netproc) propname))
+
+(defun netproc-put (netproc propname value)
+  "Set NETPROC's property PROPNAME to VALUE."
+  (set-netproc-plist netproc (plist-put (netproc-plist netproc)
+                                        propname value)))
+
+(defun netproc-query-on-exit-flag (netproc)
+  "Return non-nil if Emacs asks about NETPROC before exiting."
+  (netproc--st-query (netproc--st netproc)))
+
+(defun set-netproc-query-on-exit-flag (netproc flag)
+  "Ask about NETPROC when Emacs exits if FLAG is non-nil; return FLAG."
+  (setf (netproc--st-query (netproc--st netproc)) (and flag t))
+  flag)
+
+(defun netproc-inherit-coding-system-flag (netproc)
+  "Return the inherit-coding-system flag of NETPROC."
+  (netproc--st-inherit-coding (netproc--st netproc)))
+
+(defun set-netproc-inherit-coding-system-flag (netproc flag)
+  "Set the inherit-coding-system flag of NETPROC to FLAG; return FLAG."
+  (setf (netproc--st-inherit-coding (netproc--st netproc)) flag))
+
+;;; Coding
+
+(defun netproc-coding-system (netproc)
+  "Return (DECODING . ENCODING), the coding systems of NETPROC."
+  (let ((st (netproc--st netproc)))
+    (cons (netproc--st-decode st) (netproc--st-encode st))))
+
+(defun set-netproc-coding-system (netproc &optional decoding encoding)
+  "Use DECODING for what NETPROC receives and ENCODING for what it sends.
+Like `set-process-coding-system'; returns nil."
+  (let ((st (netproc--st netproc)))
+    (unless (memq (netproc--st-status st) '(open connect))
+      (error "Input file descriptor of %s closed" (netproc--rec-name netproc)))
+    (check-coding-system decoding)
+    (check-coding-system encoding)
+    (when (and encoding (vectorp (coding-system-eol-type encoding)))
+      (setq encoding (coding-system-change-eol-conversion encoding 'unix)))
+    (setf (netproc--st-decode st) decoding
+          (netproc--st-encode st) encoding)
+    nil))
+
+(defun netproc-filter-multibyte-p (netproc)
+  "Return non-nil if NETPROC's filter gets multibyte strings."
+  (let ((decode (netproc--st-decode (netproc--st netproc))))
+    (and decode (not (eq (coding-system-type decode) 'raw-text)))))
+
+(defun set-netproc-filter-multibyte (netproc flag)
+  "With FLAG nil, give NETPROC's filter unibyte strings from now on.
+As `set-process-filter-multibyte' does in Emacs 28, this switches the
+decoding to `raw-text' with the same end-of-line conversion."
+  (let ((st (netproc--st netproc)))
+    (when (and (null flag) (netproc--st-decode st))
+      (setf (netproc--st-decode st)
+            (coding-system-change-text-conversion (netproc--st-decode st)
+                                                  'raw-text)))
+    nil))
+
+;;; Stopping
+
+(defun netproc--stop-target (netproc)
+  "Return the netproc NETPROC is, or signal as `stop-process' does."
+  (if (netproc-p netproc)
+      netproc
+    (let ((proc (netproc--get-netproc netproc)))
+      (error "Process %s is not a subprocess" (netproc--rec-name proc)))))
+
+(defun stop-netproc (&optional netproc _current-group)
+  "Stop reading from NETPROC; the peer is held back.  Return NETPROC.
+Like `stop-process' on a network process: status `stop', no sentinel."
+  (let* ((proc (netproc--stop-target netproc))
+         (st (netproc--st proc)))
+    (setf (netproc--st-stopped st) t)
+    (unless (memq (netproc--st-status st) '(closed failed))
+      (netproc--update-reading st))
+    proc))
+
+(defun continue-netproc (&optional netproc _current-group)
+  "Resume reading from NETPROC; return NETPROC.
+What arrived while it was stopped reaches the filter when Emacs next
+waits, then a close that happened meanwhile."
+  (let* ((proc (netproc--stop-target netproc))
+         (st (netproc--st proc)))
+    (setf (netproc--st-stopped st) nil)
+    (netproc--update-reading st)
+    proc))
+
+;;; Waiting
+
+(defun accept-netproc-output (&optional netproc seconds millisec
+                                        _just-this-one)
+  "Wait for output from NETPROC, as `accept-process-output' does.
+With NETPROC nil, wait for output from any process or netproc.  Wait at
+most SECONDS plus MILLISEC milliseconds, or until output arrives.  Return
+non-nil if NETPROC (or anything, when NETPROC is nil) gave output.
+JUST-THIS-ONE is accepted for compatibility: other netprocs' events are
+dispatched in order all the same."
+  (if (null netproc)
+      (prog1 (accept-process-output nil seconds millisec)
+        (netproc--dispatch))
+    (let* ((st (netproc--st netproc))
+           (limit (and (or seconds millisec)
+                       (+ (or seconds 0) (/ (or millisec 0) 1000.0))))
+           (deadline (and limit (+ (float-time) limit)))
+           (reads (netproc--st-reads st)))
+      (netproc--dispatch)
+      (while (and (= (netproc--st-reads st) reads)
+                  (memq (netproc--st-status st) '(open connect))
+                  (or (null deadline) (< (float-time) deadline)))
+        (netproc--wait-once
+         (if deadline (max 0.001 (min 0.05 (- deadline (float-time)))) 0.05)))
+      (> (netproc--st-reads st) reads))))
+
+;;; Lists and lookups
+
+(defun netproc-list ()
+  "Return a list of the netprocs that are not deleted, newest first."
+  (let (all)
+    (maphash (lambda (_name proc) (push proc all)) netproc--listed)
+    all))
+
+(defun get-netproc (name)
+  "Return the netproc named NAME, or nil."
+  (cond ((netproc-p name) name)
+        ((stringp name) (gethash name netproc--listed))
+        (t (signal 'wrong-type-argument (list 'stringp name)))))
+
+(defun netproc-datagram-address (netproc)
+  "Return nil: NETPROC is a stream connection, with no datagram address."
+  (netproc--st netproc)
+  nil)
+
+(defun set-netproc-datagram-address (netproc _address)
+  "Return nil: NETPROC is a stream connection, with no datagram address."
+  (netproc--st netproc)
+  nil)
+
+(defun set-netproc-option (netproc option value &optional _no-error)
+  "Set the network OPTION of NETPROC to VALUE.
+Not supported yet: this signals an error."
+  (netproc--st netproc)
+  (error "netproc does not support setting %s to %S yet" option value))
+
+;;; Buffers and exiting
+
+(defun netproc-kill-buffer-query-function ()
+  "Ask before killing a buffer whose netproc is alive and flagged.
+Like `process-kill-buffer-query-function'."
+  (let ((proc (netproc--buffer-netproc (current-buffer))))
+    (or (not proc)
+        (not (netproc-query-on-exit-flag proc))
+        (not (memq (netproc-status proc) '(run stop open listen)))
+        (yes-or-no-p (format "Buffer %S has a running process; kill it? "
+                             (buffer-name (current-buffer)))))))
+
+(defun netproc--kill-buffer-netprocs ()
+  "Delete the netprocs of the buffer being killed, as Emacs does."
+  (when (> (hash-table-count netproc--listed) 0)
+    (let ((buffer (current-buffer)) doomed)
+      (maphash (lambda (_name proc)
+                 (when (eq (netproc--st-buffer (netproc--st proc)) buffer)
+                   (push proc doomed)))
+               netproc--listed)
+      (mapc #'delete-netproc (nreverse doomed)))))
+
+(defun netproc--kill-emacs-query ()
+  "Ask before exiting while flagged netprocs are alive."
+  (or (not confirm-kill-processes)
+      (not (cl-some (lambda (proc)
+                      (and (netproc-query-on-exit-flag proc)
+                           (memq (netproc-status proc)
+                                 '(run stop open listen))))
+                    (netproc-list)))
+      (yes-or-no-p "Active processes exist; kill them and exit anyway? ")))
+
+(add-hook 'kill-buffer-query-functions #'netproc-kill-buffer-query-function)
+(add-hook 'kill-buffer-hook #'netproc--kill-buffer-netprocs)
+(add-hook 'kill-emacs-query-functions #'netproc--kill-emacs-query)
+(add-hook 'kill-emacs-hook #'netproc--shutdown)
+
+(provide 'netproc)
+
+;;; netproc.el ends here

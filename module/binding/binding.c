@@ -1,0 +1,505 @@
+/* binding.c -- the only place where Lisp and the engine meet.
+
+   Every function here runs on Emacs's main thread, called from Lisp.  The
+   engine never calls back: it queues events and rings the channel, a pipe
+   process whose filter calls `netproc--drain'.  Arguments are checked here
+   again even though lisp/ checks them first, because a wrong pointer or an
+   unchecked length would take the whole editor down.  */
+
+#include "binding.h"
+#include "engine.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Built with -fvisibility=hidden: these two are all Emacs may see.  */
+#define NP_EXPORT __attribute__ ((visibility ("default")))
+
+NP_EXPORT int plugin_is_GPL_compatible;
+
+NpSyms np_sym;
+
+static NpEngine *engine;
+static int channel_fd = -1;
+static NpLimits limits;
+static NpEvent **drain_buffer;
+
+/* Helpers for signalling.  */
+
+bool
+np_pending (emacs_env *env)
+{
+  return env->non_local_exit_check (env) != emacs_funcall_exit_return;
+}
+
+emacs_value
+np_error (emacs_env *env, const char *message)
+{
+  emacs_value text = env->make_string (env, message, strlen (message));
+  emacs_value data = env->funcall (env, np_sym.list, 1, &text);
+  env->non_local_exit_signal (env, np_sym.error, data);
+  return np_sym.nil;
+}
+
+emacs_value
+np_wrong_type (emacs_env *env, emacs_value predicate, emacs_value value)
+{
+  emacs_value items[2] = { predicate, value };
+  emacs_value data = env->funcall (env, np_sym.list, 2, items);
+  env->non_local_exit_signal (env, np_sym.wrong_type_argument, data);
+  return np_sym.nil;
+}
+
+static bool
+is_type (emacs_env *env, emacs_value v, emacs_value type)
+{
+  return env->eq (env, env->type_of (env, v), type);
+}
+
+/* A string argument as a NUL-terminated C string (g_free it), or NULL with
+   wrong-type-argument signalled.  */
+static char *
+string_arg (emacs_env *env, emacs_value v, ptrdiff_t *len_out)
+{
+  if (!is_type (env, v, np_sym.type_string))
+    {
+      np_wrong_type (env, np_sym.stringp, v);
+      return NULL;
+    }
+  ptrdiff_t size = 0;
+  if (!env->copy_string_contents (env, v, NULL, &size))
+    return NULL;
+  char *buf = g_malloc (size);
+  if (!env->copy_string_contents (env, v, buf, &size))
+    {
+      g_free (buf);
+      return NULL;
+    }
+  if (len_out)
+    *len_out = size - 1;
+  return buf;
+}
+
+static bool
+integer_arg (emacs_env *env, emacs_value v, intmax_t *out)
+{
+  if (!is_type (env, v, np_sym.type_integer))
+    {
+      np_wrong_type (env, np_sym.integerp, v);
+      return false;
+    }
+  *out = env->extract_integer (env, v);
+  return !np_pending (env);
+}
+
+static bool
+engine_running (emacs_env *env)
+{
+  if (engine)
+    return true;
+  np_error (env, "netproc's engine is not running");
+  return false;
+}
+
+/* Connection handles: user pointers that only this finalizer owns, so a
+   foreign user pointer is never taken for a connection.  Finalizers run
+   inside garbage collection: dropping a reference is all they may do.  */
+
+static void
+conn_finalize (void *ptr) EMACS_NOEXCEPT
+{
+  np_conn_unref (ptr);
+}
+
+static NpConn *
+conn_arg (emacs_env *env, emacs_value v)
+{
+  if (!is_type (env, v, env->intern (env, "user-ptr"))
+      || env->get_user_finalizer (env, v) != conn_finalize)
+    {
+      np_wrong_type (env, np_sym.user_ptrp, v);
+      return NULL;
+    }
+  return env->get_user_ptr (env, v);
+}
+
+/* Engine lifecycle.  */
+
+static emacs_value
+Fstart (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  if (engine)
+    return np_sym.t;
+
+  int fd = env->open_channel (env, args[0]);
+  if (np_pending (env))
+    return np_sym.nil;
+
+  np_limits_init_default (&limits);
+  g_autoptr (GError) error = NULL;
+  engine = np_engine_new (fd, &limits, &error);
+  if (!engine)
+    {
+      close (fd);
+      return np_error (env, error->message);
+    }
+  channel_fd = fd;
+  drain_buffer = g_new0 (NpEvent *, limits.drain_events);
+  return np_sym.t;
+}
+
+static emacs_value
+Fstop (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) args; (void) data;
+  if (!engine)
+    return np_sym.nil;
+  np_engine_free (g_steal_pointer (&engine));
+  /* The engine never closes the channel: it is our copy of Emacs's pipe.  */
+  close (channel_fd);
+  channel_fd = -1;
+  g_clear_pointer (&drain_buffer, g_free);
+  return np_sym.t;
+}
+
+static emacs_value
+Frunning_p (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) args; (void) data;
+  return engine ? np_sym.t : np_sym.nil;
+}
+
+/* Connecting.  */
+
+static bool
+family_arg (emacs_env *env, emacs_value v, int *family)
+{
+  if (!env->is_not_nil (env, v))
+    *family = AF_UNSPEC;
+  else if (env->eq (env, v, np_sym.ipv4))
+    *family = AF_INET;
+  else if (env->eq (env, v, np_sym.ipv6))
+    *family = AF_INET6;
+  else if (env->eq (env, v, np_sym.local))
+    *family = AF_UNIX;
+  else
+    {
+      np_error (env, "Unknown address family");
+      return false;
+    }
+  return true;
+}
+
+/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE): exactly one of HOST
+   (with PORT), PATH and REMOTE is non-nil.  */
+static emacs_value
+Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  if (!engine_running (env))
+    return np_sym.nil;
+
+  intmax_t id;
+  if (!integer_arg (env, args[0], &id))
+    return np_sym.nil;
+  if (id < 0)
+    return np_error (env, "Connection id must be non-negative");
+
+  NpConnectSpec spec = { 0 };
+  if (!family_arg (env, args[1], &spec.family))
+    return np_sym.nil;
+
+  g_autofree char *host = NULL;
+  g_autofree char *path = NULL;
+  struct sockaddr_storage remote;
+  socklen_t remote_len = 0;
+
+  if (env->is_not_nil (env, args[5]))
+    {
+      if (!np_lisp_to_sockaddr (env, args[5], &remote, &remote_len))
+        return np_pending (env) ? np_sym.nil
+                                : np_error (env, "Malformed :address");
+      spec.remote = (struct sockaddr *) &remote;
+      spec.remote_len = remote_len;
+    }
+  else if (env->is_not_nil (env, args[4]))
+    {
+      ptrdiff_t len;
+      if (!(path = string_arg (env, args[4], &len)))
+        return np_sym.nil;
+      if ((size_t) len >= sizeof ((struct sockaddr_un *) 0)->sun_path)
+        return np_error (env, "Service name too long");
+      spec.path = path;
+    }
+  else
+    {
+      intmax_t port;
+      if (!(host = string_arg (env, args[2], NULL)))
+        return np_sym.nil;
+      if (!integer_arg (env, args[3], &port))
+        return np_sym.nil;
+      if (port < 0 || port > 0xffff)
+        return np_error (env, "Port out of range");
+      spec.host = host;
+      spec.port = (guint16) port;
+    }
+
+  NpConn *conn = np_engine_connect (engine, (guint64) id, &spec);
+  return env->make_user_ptr (env, conn_finalize, conn);
+}
+
+/* Data and control.  */
+
+static emacs_value
+Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = conn_arg (env, args[0]);
+  if (!conn)
+    return np_sym.nil;
+  if (!is_type (env, args[1], np_sym.type_string))
+    return np_wrong_type (env, np_sym.stringp, args[1]);
+  emacs_value multibyte
+    = env->funcall (env, env->intern (env, "multibyte-string-p"), 1, &args[1]);
+  if (np_pending (env))
+    return np_sym.nil;
+  if (env->is_not_nil (env, multibyte))
+    return np_error (env, "netproc--send needs a unibyte string");
+
+  /* A unibyte string's contents come out byte for byte.  */
+  ptrdiff_t size = 0;
+  if (!env->copy_string_contents (env, args[1], NULL, &size))
+    return np_sym.nil;
+  g_autofree char *buf = g_malloc (size);
+  if (!env->copy_string_contents (env, args[1], buf, &size))
+    return np_sym.nil;
+  gsize queued = np_conn_send (conn, buf, size - 1);
+  return env->make_integer (env, (intmax_t) queued);
+}
+
+static emacs_value
+Fqueued (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = conn_arg (env, args[0]);
+  return conn ? env->make_integer (env, (intmax_t) np_conn_queued (conn))
+              : np_sym.nil;
+}
+
+static emacs_value
+Fshutdown_write (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+                 void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = conn_arg (env, args[0]);
+  if (conn)
+    np_conn_shutdown_write (conn);
+  return np_sym.nil;
+}
+
+static emacs_value
+Fset_paused (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = conn_arg (env, args[0]);
+  if (conn)
+    np_conn_set_paused (conn, env->is_not_nil (env, args[1]));
+  return np_sym.nil;
+}
+
+static emacs_value
+Fclose (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = conn_arg (env, args[0]);
+  if (conn)
+    np_conn_close (conn);
+  return np_sym.nil;
+}
+
+/* Draining: every pending event as one flat vector [ID TYPE PAYLOAD ...],
+   so one module call serves a whole wake-up.  */
+
+static emacs_value
+event_payload (emacs_env *env, const NpEvent *ev)
+{
+  switch (ev->type)
+    {
+    case NP_EVENT_OPEN:
+      {
+        emacs_value pair[2] = {
+          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->local,
+                               ev->local_len),
+          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
+                               ev->remote_len),
+        };
+        return env->funcall (env, np_sym.cons, 2, pair);
+      }
+    case NP_EVENT_DATA:
+      return env->make_unibyte_string (env, (const char *) ev->data,
+                                       (ptrdiff_t) ev->len);
+    case NP_EVENT_FAILED:
+      {
+        const char *msg = ev->message ? ev->message : g_strerror (ev->code);
+        emacs_value items[3] = {
+          env->make_integer (env, ev->code),
+          env->make_string (env, msg, strlen (msg)),
+          ev->resolve_error ? np_sym.t : np_sym.nil,
+        };
+        return env->funcall (env, np_sym.list, 3, items);
+      }
+    case NP_EVENT_CLOSED:
+      return env->make_integer (env, ev->code);
+    case NP_EVENT_WRITABLE:
+    default:
+      return np_sym.nil;
+    }
+}
+
+static emacs_value
+Fdrain (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) args; (void) data;
+  if (!engine)
+    return env->funcall (env, np_sym.vector, 0, NULL);
+
+  guint n = np_engine_drain (engine, drain_buffer);
+  g_autofree emacs_value *items = g_new (emacs_value, 3 * (gsize) n);
+  for (guint i = 0; i < n; i++)
+    {
+      NpEvent *ev = drain_buffer[i];
+      items[3 * i] = env->make_integer (env, (intmax_t) ev->id);
+      items[3 * i + 1] = env->make_integer (env, ev->type);
+      items[3 * i + 2] = event_payload (env, ev);
+    }
+  /* The events are Lisp data now; free them even if making it failed.  */
+  for (guint i = 0; i < n; i++)
+    np_event_free (g_steal_pointer (&drain_buffer[i]));
+  if (np_pending (env))
+    return np_sym.nil;
+  return env->funcall (env, np_sym.vector, 3 * (ptrdiff_t) n, items);
+}
+
+/* Small services for the Lisp side.  */
+
+static emacs_value
+Fservice_port (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+               void *data)
+{
+  (void) nargs; (void) data;
+  g_autofree char *name = string_arg (env, args[0], NULL);
+  if (!name)
+    return np_sym.nil;
+  struct servent entry, *result = NULL;
+  char buf[4096];
+  if (getservbyname_r (name, "tcp", &entry, buf, sizeof buf, &result) != 0
+      || !result)
+    return np_sym.nil;
+  return env->make_integer (env, ntohs ((uint16_t) result->s_port));
+}
+
+static emacs_value
+Fstrerror (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  intmax_t code;
+  if (!integer_arg (env, args[0], &code))
+    return np_sym.nil;
+  if (code < 0 || code > 4095)
+    return np_error (env, "Not an errno value");
+  const char *text = g_strerror ((int) code);
+  return env->make_string (env, text, strlen (text));
+}
+
+/* Registration.  */
+
+static void
+defun (emacs_env *env, const char *name, ptrdiff_t arity,
+       emacs_value (*fn) (emacs_env *, ptrdiff_t, emacs_value *, void *),
+       const char *doc)
+{
+  emacs_value args[2] = {
+    env->intern (env, name),
+    env->make_function (env, arity, arity, fn, doc, NULL),
+  };
+  env->funcall (env, env->intern (env, "defalias"), 2, args);
+}
+
+static emacs_value
+global_symbol (emacs_env *env, const char *name)
+{
+  return env->make_global_ref (env, env->intern (env, name));
+}
+
+static void
+intern_symbols (emacs_env *env)
+{
+  np_sym.nil = global_symbol (env, "nil");
+  np_sym.t = global_symbol (env, "t");
+  np_sym.error = global_symbol (env, "error");
+  np_sym.wrong_type_argument = global_symbol (env, "wrong-type-argument");
+  np_sym.args_out_of_range = global_symbol (env, "args-out-of-range");
+  np_sym.stringp = global_symbol (env, "stringp");
+  np_sym.integerp = global_symbol (env, "integerp");
+  np_sym.symbolp = global_symbol (env, "symbolp");
+  np_sym.user_ptrp = global_symbol (env, "user-ptrp");
+  np_sym.type_string = global_symbol (env, "string");
+  np_sym.type_vector = global_symbol (env, "vector");
+  np_sym.type_integer = global_symbol (env, "integer");
+  np_sym.ipv4 = global_symbol (env, "ipv4");
+  np_sym.ipv6 = global_symbol (env, "ipv6");
+  np_sym.local = global_symbol (env, "local");
+  np_sym.cons = global_symbol (env, "cons");
+  np_sym.list = global_symbol (env, "list");
+  np_sym.vector = global_symbol (env, "vector");
+}
+
+NP_EXPORT int
+emacs_module_init (struct emacs_runtime *runtime)
+{
+  if (runtime->size < (ptrdiff_t) sizeof *runtime)
+    return 1;
+  emacs_env *env = runtime->get_environment (runtime);
+  if (env->size < (ptrdiff_t) sizeof (struct emacs_env_28))
+    {
+      /* Too old for open_channel.  Say so rather than fail obscurely.  */
+      fputs ("netproc needs Emacs 28 or later\n", stderr);
+      return 2;
+    }
+
+  /* Loading twice re-registers the same functions: harmless.  */
+  if (!np_sym.nil)
+    intern_symbols (env);
+
+  defun (env, "netproc--start", 1, Fstart,
+         "Start the engine, ringing CHANNEL (a pipe process) for events.");
+  defun (env, "netproc--stop", 0, Fstop,
+         "Stop the engine: join its thread and close every socket.");
+  defun (env, "netproc--running-p", 0, Frunning_p,
+         "Return t when the engine is running.");
+  defun (env, "netproc--connect", 6, Fconnect,
+         "Start connecting: ID FAMILY HOST PORT PATH REMOTE.\n"
+         "Return the connection's handle.");
+  defun (env, "netproc--send", 2, Fsend,
+         "Queue the unibyte STRING on CONN; return the bytes queued.");
+  defun (env, "netproc--queued", 1, Fqueued,
+         "Return the bytes queued on CONN and not yet written.");
+  defun (env, "netproc--shutdown-write", 1, Fshutdown_write,
+         "Half close CONN once its queue is written.");
+  defun (env, "netproc--set-paused", 2, Fset_paused,
+         "Stop reading CONN when FLAG is non-nil, else resume.");
+  defun (env, "netproc--close", 1, Fclose,
+         "Close CONN; no event for it follows.");
+  defun (env, "netproc--drain", 0, Fdrain,
+         "Return the pending events as a vector [ID TYPE PAYLOAD ...].");
+  defun (env, "netproc--service-port", 1, Fservice_port,
+         "Return the TCP port of service NAME, or nil.");
+  defun (env, "netproc--strerror", 1, Fstrerror,
+         "Return the system's text for error number CODE.");
+  return np_pending (env) ? 3 : 0;
+}

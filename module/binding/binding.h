@@ -1,0 +1,42 @@
+/* binding.h -- what the binding's files share.  Only the binding includes
+   emacs-module.h; the engine never sees an emacs_value.  */
+
+#ifndef NETPROC_BINDING_H
+#define NETPROC_BINDING_H
+
+#include <emacs-module.h>
+#include <glib.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+/* Symbols interned once at load time; global references, so they outlive
+   the env they were made in.  */
+typedef struct
+{
+  emacs_value nil, t, error, wrong_type_argument, args_out_of_range;
+  /* Predicates, for wrong-type-argument data.  */
+  emacs_value stringp, integerp, symbolp, user_ptrp;
+  /* What `type-of' answers.  */
+  emacs_value type_string, type_vector, type_integer;
+  emacs_value ipv4, ipv6, local;
+  /* Functions.  */
+  emacs_value cons, list, vector;
+} NpSyms;
+
+extern NpSyms np_sym;
+
+/* Signal (error MESSAGE); returns NIL for the caller to return.  */
+emacs_value np_error (emacs_env *env, const char *message);
+/* Signal (wrong-type-argument PREDICATE VALUE).  */
+emacs_value np_wrong_type (emacs_env *env, emacs_value predicate,
+                           emacs_value value);
+bool np_pending (emacs_env *env);
+
+/* Lisp address forms (IPv4 5-vector, IPv6 9-vector, socket path string)
+   to a socket address and back.  lisp-address.c.  */
+bool np_lisp_to_sockaddr (emacs_env *env, emacs_value address,
+                          struct sockaddr_storage *out, socklen_t *out_len);
+emacs_value np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
+                                 socklen_t len);
+
+#endif /* NETPROC_BINDING_H */

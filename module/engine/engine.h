@@ -1,0 +1,133 @@
+/* engine.h -- the netproc engine: every socket lives on one GLib thread.
+
+   This is the only engine header the binding includes.  The engine knows
+   nothing of Emacs: it takes commands from any thread, runs all socket work
+   on its own thread (its own GMainContext, pushed as that thread's
+   thread-default context), and hands results back as a queue of events.
+
+   Wake-up protocol: the engine writes one byte to WAKE_FD whenever its event
+   queue turns from empty to non-empty.  The owner then calls
+   np_engine_drain() on its own thread.  A drain is capped; when events
+   remain after it, the engine rings WAKE_FD again by itself, so the owner
+   only ever reacts to bytes on WAKE_FD.
+
+   Ordering: for one connection, events arrive in the order they happened:
+   OPEN or FAILED first, then DATA..., then at most one CLOSED.  */
+
+#ifndef NETPROC_ENGINE_H
+#define NETPROC_ENGINE_H
+
+#include <glib.h>
+#include <sys/socket.h>
+
+G_BEGIN_DECLS
+
+typedef struct NpEngine NpEngine;
+typedef struct NpConn NpConn;
+
+typedef enum
+{
+  /* The connection is established; LOCAL and REMOTE hold its addresses.  */
+  NP_EVENT_OPEN = 1,
+  /* Bytes read from the peer: DATA, LEN (never 0).  */
+  NP_EVENT_DATA = 2,
+  /* Connecting failed.  CODE is the errno (e.g. ECONNREFUSED) of the last
+     address tried, MESSAGE its text.  When name resolution failed,
+     RESOLVE_ERROR is TRUE, CODE is 0 and MESSAGE is the resolver's text as
+     gai_strerror() words it ("Name or service not known").  */
+  NP_EVENT_FAILED = 3,
+  /* The connection ended without np_conn_close(): CODE 0 for an orderly
+     end of file from the peer, else the errno of the failed read or write
+     (ECONNRESET, EPIPE).  Always the last event of a connection.  */
+  NP_EVENT_CLOSED = 4,
+  /* The output queue fell to the low-water mark after having been at or
+     above the high-water mark; wakes senders waiting for room.  */
+  NP_EVENT_WRITABLE = 5,
+} NpEventType;
+
+typedef struct
+{
+  guint64 id;             /* the ID given when the connection was made */
+  NpEventType type;
+  int code;
+  gboolean resolve_error;
+  char *message;          /* FAILED and CLOSED (may be NULL), owned */
+  struct sockaddr_storage local, remote;  /* OPEN only */
+  socklen_t local_len, remote_len;
+  gsize len;              /* DATA only */
+  guint8 data[];          /* DATA only: LEN bytes */
+} NpEvent;
+
+/* What to connect to.  Exactly one of HOST, PATH and REMOTE is set.  */
+typedef struct
+{
+  int family;             /* AF_UNSPEC, AF_INET, AF_INET6 or AF_UNIX */
+  const char *host;       /* resolved asynchronously, honouring FAMILY */
+  guint16 port;           /* with HOST */
+  const char *path;       /* AF_UNIX socket path */
+  const struct sockaddr *remote;   /* an explicit address */
+  socklen_t remote_len;
+} NpConnectSpec;
+
+/* Limits that shape flow control; all in bytes.  */
+typedef struct
+{
+  gsize read_size;        /* largest single read (default 64 KiB) */
+  gsize conn_in_high;     /* stop reading a socket with this much undrained */
+  gsize conn_in_low;      /* ... and resume once drains bring it down here */
+  gsize out_high;         /* np_conn_send() beyond this: WRITABLE later */
+  gsize out_low;
+  gsize drain_bytes;      /* cap of one drain */
+  guint drain_events;
+} NpLimits;
+
+void np_limits_init_default (NpLimits *limits);
+
+/* Start the engine thread.  WAKE_FD is not closed by the engine; it is made
+   close-on-exec and non-blocking.  Returns NULL and sets ERROR on failure.  */
+NpEngine *np_engine_new (int wake_fd, const NpLimits *limits, GError **error);
+
+/* Stop the thread, join it, close every socket, free every queued event.
+   Safe with NULL.  */
+void np_engine_free (NpEngine *engine);
+
+/* Take up to the drain caps of events, oldest first, into OUT (which has
+   room for limits.drain_events pointers).  Returns how many.  Each must be
+   freed with np_event_free().  Rings WAKE_FD again if events remain.  */
+guint np_engine_drain (NpEngine *engine, NpEvent **out);
+void np_event_free (NpEvent *event);
+
+/* Start connecting (name resolution included) and return a handle owned by
+   the caller; the engine keeps its own reference while the socket lives.
+   Events for it carry ID.  Never blocks.  */
+NpConn *np_engine_connect (NpEngine *engine, guint64 id,
+                           const NpConnectSpec *spec);
+
+NpConn *np_conn_ref (NpConn *conn);
+void np_conn_unref (NpConn *conn);
+
+/* Queue LEN bytes for writing (copied).  Returns the number of bytes now
+   queued and not yet written to the kernel.  After np_conn_close() or a
+   CLOSED event the bytes are dropped and 0 is returned.  */
+gsize np_conn_send (NpConn *conn, const void *data, gsize len);
+
+/* Bytes queued and not yet handed to the kernel.  */
+gsize np_conn_queued (NpConn *conn);
+
+/* Half close: once every queued byte is written, shutdown(SHUT_WR).
+   Reading goes on.  */
+void np_conn_shutdown_write (NpConn *conn);
+
+/* Stop or resume reading this socket (the kernel then holds the peer
+   back).  A connection still connecting stays paused once open.  */
+void np_conn_set_paused (NpConn *conn, gboolean paused);
+
+/* Write what is queued without waiting for the peer, then close the socket,
+   or cancel a pending connect.  No event for this connection is queued
+   after this call returns; events queued before it may still be drained,
+   and the owner ignores them.  */
+void np_conn_close (NpConn *conn);
+
+G_END_DECLS
+
+#endif /* NETPROC_ENGINE_H */
