@@ -82,3 +82,9 @@ bench: deps
 
 clean:
 	rm -rf build $(MODULE) lisp/*.elc
+
+# The module with AddressSanitizer and UBSan, for the ERT suite.
+build/asan/netproc-module.so: $(ENGINE_SRC) $(BINDING_SRC) $(ENGINE_HDR) $(BINDING_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -shared -o $@ $(ENGINE_SRC) $(BINDING_SRC) $(GLIB_LIBS) -lpthread

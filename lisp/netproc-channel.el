@@ -27,9 +27,13 @@
 (declare-function netproc--handle-event "netproc-io" (id type payload))
 
 (defconst netproc--module-file
-  (expand-file-name "../module/netproc-module.so"
-                    (file-name-directory (or load-file-name buffer-file-name)))
-  "Where `make' puts the compiled module.")
+  (or (getenv "NETPROC_MODULE")
+      (expand-file-name "../module/netproc-module.so"
+                        (file-name-directory
+                         (or load-file-name buffer-file-name))))
+  "Where `make' puts the compiled module.
+The environment variable NETPROC_MODULE names another build, such as the
+one `make sanitize' makes.")
 
 (defun netproc--load-module ()
   "Load the compiled module, or explain how to build it."
@@ -65,6 +69,8 @@
                                    :noquery t
                                    :filter #'netproc--channel-filter
                                    :sentinel #'ignore)))
+      ;; Tools that list processes can tell the channel from the user's.
+      (process-put pipe 'netproc-channel t)
       (netproc--start pipe)
       (setq netproc--channel pipe))))
 
@@ -134,9 +140,14 @@ KIND is `filter' or `sentinel'.  The current buffer is kept.  An error is
 caught and kept for `netproc--report-deferred-errors', unless
 `debug-on-error' is non-nil: then it propagates."
   (save-current-buffer
-    (condition-case-unless-debug err
+    ;; Not `condition-case-unless-debug': that would call the debugger
+    ;; and then catch.  Emacs catches nothing while `debug-on-error' is
+    ;; set, so the error reaches whoever is waiting.
+    (if debug-on-error
         (apply function args)
-      (error (push (cons kind err) netproc--deferred-errors)))))
+      (condition-case err
+          (apply function args)
+        (error (push (cons kind err) netproc--deferred-errors))))))
 
 (defun netproc--report-deferred-errors ()
   "Report the errors caught in filters and sentinels as Emacs does.

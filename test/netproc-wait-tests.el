@@ -1,0 +1,207 @@
+;;; netproc-wait-tests.el --- waits, quits, errors and backpressure  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; What happens while Emacs waits on netprocs: `C-g' during a blocking
+;; connect and during a send held at the high-water mark, an error in one
+;; filter among several events of one batch, and a stopped netproc holding
+;; its peer back.  A quit is simulated the way a keyboard interrupt arrives
+;; while Emacs waits: a timer sets `quit-flag'.
+
+;;; Code:
+
+(require 'netproc-test-lib)
+
+(defun netproc-wait-tests--quit-after (seconds)
+  "Arrange for a quit SECONDS from now; return the timer."
+  (run-at-time seconds nil (lambda () (setq quit-flag t))))
+
+(defun netproc-wait-tests--stuck-server ()
+  "Return a stopped builtin server whose backlog is already full.
+Connects to it are never accepted: the kernel drops further SYNs."
+  (let* ((server (make-network-process :name "stuck" :server 1 :service t
+                                       :host "127.0.0.1" :stop t :noquery t))
+         (port (process-contact server :service))
+         (fillers (cl-loop repeat 4
+                           collect (netproc-make-network-process
+                                    :name "filler" :service port :nowait t
+                                    :noquery t))))
+    ;; Two of them complete in the kernel's backlog; the rest hang.
+    (netproc-test-wait-until
+     (lambda () (>= (cl-count 'open (mapcar #'netproc-status fillers)) 2))
+     5 'backlog-full)
+    (list server port fillers)))
+
+(ert-deftest netproc-wait-quit-cancels-blocking-connect ()
+  "A quit during a blocking connect cancels it and signals `quit'."
+  (netproc-test-with-cleanup
+    (pcase-let* ((`(,server ,port ,fillers) (netproc-wait-tests--stuck-server))
+                 (before (length (netproc-list)))
+                 (timer (netproc-wait-tests--quit-after 0.3))
+                 (start (float-time))
+                 (outcome
+                  (condition-case err
+                      (let ((inhibit-quit nil))
+                        (netproc-make-network-process :name "hung" :service port))
+                    (quit (list 'quit (cdr err))))))
+      (cancel-timer timer)
+      (netproc-test-note :outcome outcome)
+      (should (equal outcome '(quit nil)))
+      (should (< (- (float-time) start) 3))
+      ;; The cancelled netproc is gone.
+      (should (= (length (netproc-list)) before))
+      (should-not (get-netproc "hung"))
+      (mapc #'delete-netproc fillers)
+      (delete-process server))))
+
+(ert-deftest netproc-wait-quit-ends-high-water-wait ()
+  "A quit ends a send waiting at the high-water mark; the queue stays."
+  (netproc-test-with-cleanup
+    (let* ((server (make-network-process :name "sink" :server t :service t
+                                         :host "127.0.0.1" :stop t :noquery t))
+           (port (process-contact server :service))
+           (p (netproc-make-network-process :name "sender" :service port
+                                            :noquery t))
+           (netproc-send-high-water-mark (* 256 1024))
+           (chunk (make-string (* 1024 1024) ?x))
+           (timer (netproc-wait-tests--quit-after 0.3))
+           (outcome (condition-case err
+                        (let ((inhibit-quit nil))
+                          (dotimes (_ 64) (netproc-send-string p chunk))
+                          'returned)
+                      (quit (list 'quit (cdr err))))))
+      (cancel-timer timer)
+      (should (equal outcome '(quit nil)))
+      (should (eq (netproc-status p) 'open))
+      (delete-netproc p)
+      (delete-process server))))
+
+(ert-deftest netproc-wait-filter-error-keeps-other-events ()
+  "An error in one filter neither drops nor reorders others' data.
+Under ERT `debug-on-error' is t, so the error propagates out of the wait,
+as a builtin filter's does; the other netproc's data still arrives."
+  (netproc-test-with-cleanup
+    (let* ((peer (netproc-test-peer-start))
+           (port (netproc-test-peer-service peer))
+           (got-b nil)
+           (a (netproc-make-network-process
+               :name "a" :service port :noquery t
+               :filter (lambda (_p _s) (error "Boom in filter"))))
+           (b (netproc-make-network-process
+               :name "b" :service port :noquery t
+               :filter (lambda (_p s) (setq got-b (concat got-b s))))))
+      (let ((caught nil) (end (+ (float-time) 5)))
+        ;; The error may surface in any wait, the peer's included.
+        (cl-flet ((catching (fn)
+                    (condition-case err (funcall fn)
+                      (error (setq caught err)))))
+          (catching (lambda () (netproc-test-peer-conn peer 0)))
+          (catching (lambda () (netproc-test-peer-conn peer 1)))
+          (catching (lambda () (netproc-test-peer-send peer "to-a" 0)))
+          (catching (lambda () (netproc-test-peer-send peer "to-b-1" 1)))
+          (catching (lambda () (netproc-test-peer-send peer "to-b-2" 1)))
+          (while (and (not (and caught (equal got-b "to-b-1to-b-2")))
+                      (< (float-time) end))
+            (catching (lambda () (accept-process-output nil 0.05)))))
+        (should (equal caught '(error "Boom in filter")))
+        (should (equal got-b "to-b-1to-b-2")))
+      (delete-netproc a)
+      (delete-netproc b)
+      (netproc-test-peer-stop peer))))
+
+(defun netproc-wait-tests--child (form)
+  "Run FORM in a child batch Emacs with netproc; return (STATUS . OUTPUT)."
+  (with-temp-buffer
+    (let* ((lisp-dir (file-name-directory (locate-library "netproc")))
+           (status (call-process
+                    (expand-file-name invocation-name invocation-directory)
+                    nil t nil "-Q" "--batch" "-L" lisp-dir
+                    "--eval" "(setq backtrace-on-error-noninteractive nil)"
+                    "-l" "netproc" "--eval" (prin1-to-string form))))
+      (cons status (buffer-string)))))
+
+(defconst netproc-wait-tests--error-scenario
+  '(let* ((server (make-network-process
+                   :name "s" :server t :service t :host "127.0.0.1"
+                   :sentinel (lambda (p m)
+                               (when (string-prefix-p "open" m)
+                                 (process-send-string p "x")))))
+          (port (process-contact server :service))
+          (make (if (eq (intern (getenv "SIDE")) 'netproc)
+                    #'netproc-make-network-process #'make-network-process)))
+     (funcall make :name "c" :service port
+              :filter (lambda (_p _s) (error "Boom in filter")))
+     (dotimes (_ 50) (accept-process-output nil 0.05))
+     (message "still running"))
+  "A child scenario: a filter signals while `debug-on-error' is nil.")
+
+(ert-deftest netproc-wait-filter-error-in-batch-like-builtin ()
+  "With `debug-on-error' nil, a filter error ends batch Emacs as the builtin's does."
+  (let ((results
+         (mapcar (lambda (side)
+                   (let ((process-environment
+                          (cons (format "SIDE=%s" side) process-environment)))
+                     (netproc-wait-tests--child netproc-wait-tests--error-scenario)))
+                 '(builtin netproc))))
+    (should (equal (nth 0 results) (nth 1 results)))
+    (should (equal (car (nth 0 results)) 255))
+    (should (string-match-p "error in process filter: Boom in filter"
+                            (cdr (nth 1 results))))))
+
+(defconst netproc-wait-tests--flood-script
+  (concat
+   "use IO::Socket::INET; use IO::Handle; use Time::HiRes qw(time sleep);"
+   "$|=1; my $l=IO::Socket::INET->new(LocalAddr=>'127.0.0.1',LocalPort=>0,"
+   "Listen=>1,ReuseAddr=>1) or die; print \"port \",$l->sockport,\"\\n\";"
+   "my $c=$l->accept; $c->blocking(0); my $buf='z' x 65536; my $n=0;"
+   "my $last=time; while (time-$last < 0.5 && $n < 256*1024*1024) {"
+   " my $w=syswrite($c,$buf); if (defined $w && $w>0) {$n+=$w; $last=time}"
+   " else {sleep 0.01} }"
+   "print \"stalled $n\\n\"; $c->blocking(1);"
+   "my $more='w' x (1024*1024); my $w=syswrite($c,$more); $n+=$w;"
+   "print \"total $n\\n\"; close $c;")
+  "A peer that writes until the kernel holds it back, then 1 MiB more.")
+
+(ert-deftest netproc-wait-stop-holds-peer-back ()
+  "A stopped netproc stops reading: the peer is held back, nothing is lost."
+  (netproc-test-with-cleanup
+    (let* ((out "")
+           (peer (make-process :name "flood" :noquery t :connection-type 'pipe
+                               :command (list "perl" "-e"
+                                              netproc-wait-tests--flood-script)
+                               :filter (lambda (_p s) (setq out (concat out s)))
+                               :sentinel #'ignore))
+           (port (string-to-number
+                  (netproc-test-wait-until
+                   (lambda () (and (string-match "port \\([0-9]+\\)" out)
+                                   (match-string 1 out)))
+                   10 'flood-port)))
+           (received 0)
+           (p (netproc-make-network-process
+               :name "slow" :service port :noquery t :stop t
+               :filter (lambda (_p s) (setq received (+ received (length s))))))
+           (stalled (string-to-number
+                     (netproc-test-wait-until
+                      (lambda () (and (string-match "stalled \\([0-9]+\\)" out)
+                                      (match-string 1 out)))
+                      20 'peer-stalled))))
+      (netproc-test-note :stalled-below-64MiB (< stalled (* 64 1024 1024)))
+      (should (< stalled (* 64 1024 1024)))
+      (should (= received 0))
+      (continue-netproc p)
+      (let ((total (string-to-number
+                    (netproc-test-wait-until
+                     (lambda () (and (string-match "total \\([0-9]+\\)" out)
+                                     (match-string 1 out)))
+                     20 'peer-total))))
+        (netproc-test-wait-until (lambda () (eq (netproc-status p) 'closed))
+                                 20 'closed)
+        (should (= received total)))
+      (delete-netproc p)
+      (delete-process peer))))
+
+(provide 'netproc-wait-tests)
+
+;;; netproc-wait-tests.el ends here

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make sanitize': the engine's C tests under ThreadSanitizer and
+# AddressSanitizer, then the whole ERT suite against a module built with
+# AddressSanitizer and UBSan.  Emacs itself is not instrumented, so the
+# ASan runtime is preloaded into it.  Ends with: N passed, N failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+tally() {
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)); echo "$2: no result line"; return
+  fi
+  passed=$((passed + $(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')))
+  failed=$((failed + $(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')))
+}
+
+log=$(mktemp)
+test/run-sanitized-engine.sh 2>&1 | tee "$log"
+tally "$log" "engine under sanitizers"
+
+make --no-print-directory build/asan/netproc-module.so all
+asan_rt=$(gcc -print-file-name=libasan.so)
+# Emacs's own allocations are not ours to judge: leaks are checked by the
+# engine tests, where every allocation is ours.
+NETPROC_MODULE=$PWD/build/asan/netproc-module.so \
+LD_PRELOAD=$asan_rt \
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  test/run-lisp-tests.sh 2>&1 | tee "$log"
+tally "$log" "ERT against the ASan module"
+rm -f "$log"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
