@@ -19,12 +19,14 @@
 ;;; Code:
 
 (require 'netproc-object)
+(require 'subr-x)
 
 (declare-function netproc--start "netproc-module" (channel))
 (declare-function netproc--stop "netproc-module" ())
 (declare-function netproc--running-p "netproc-module" ())
 (declare-function netproc--drain "netproc-module" ())
 (declare-function netproc--handle-event "netproc-io" (id type payload))
+(declare-function netproc--orphan "netproc-io" (proc))
 
 (defconst netproc--module-file
   (or (getenv "NETPROC_MODULE")
@@ -50,41 +52,6 @@ one `make sanitize' makes.")
                (file-name-directory netproc--module-file)))))
     (module-load netproc--module-file)))
 
-(defvar netproc--channel nil
-  "The pipe process the engine rings when events are queued.")
-
-(defun netproc--ensure-engine ()
-  "Start the engine and its channel unless they are running."
-  (netproc--load-module)
-  (unless (and netproc--channel (process-live-p netproc--channel)
-               (netproc--running-p))
-    ;; A channel deleted by the user leaves the engine without a reader:
-    ;; start afresh rather than ring a pipe nobody reads.
-    (netproc--stop)
-    (when netproc--channel
-      (delete-process netproc--channel))
-    (let ((pipe (make-pipe-process :name " *netproc-channel*"
-                                   :buffer nil
-                                   :coding 'binary
-                                   :noquery t
-                                   :filter #'netproc--channel-filter
-                                   :sentinel #'ignore)))
-      ;; Tools that list processes can tell the channel from the user's.
-      (process-put pipe 'netproc-channel t)
-      (netproc--start pipe)
-      (setq netproc--channel pipe))))
-
-(defun netproc--shutdown ()
-  "Stop the engine: every connection closes, no sentinel runs.
-Run from `kill-emacs-hook', so exiting never waits on the network."
-  (when (fboundp 'netproc--stop)
-    (netproc--stop))
-  (when (process-live-p netproc--channel)
-    (delete-process netproc--channel))
-  (setq netproc--channel nil))
-
-;;; Dispatch
-
 (defvar netproc--batch []
   "The events being dispatched: [ID TYPE PAYLOAD ...].")
 
@@ -96,6 +63,58 @@ Run from `kill-emacs-hook', so exiting never waits on the network."
 Each is (KIND . ERROR), KIND being `filter' or `sentinel'.")
 
 (defvar netproc--redispatch-timer nil)
+
+(defvar netproc--channel nil
+  "The pipe process the engine rings when events are queued.")
+
+(defun netproc--ensure-engine ()
+  "Start the engine and its channel unless they are running."
+  (netproc--load-module)
+  (unless (and netproc--channel (process-live-p netproc--channel)
+               (netproc--running-p))
+    (netproc--channel-lost)
+    (let ((pipe (make-pipe-process :name " *netproc-channel*"
+                                   :buffer nil
+                                   :coding 'binary
+                                   :noquery t
+                                   :filter #'netproc--channel-filter
+                                   :sentinel #'netproc--channel-sentinel)))
+      ;; Tools that list processes can tell the channel from the user's.
+      (process-put pipe 'netproc-channel t)
+      (netproc--start pipe)
+      (setq netproc--channel pipe))))
+
+(defun netproc--channel-sentinel (pipe _message)
+  "Notice that PIPE, the channel, was deleted, and end its connections."
+  (when (and (eq pipe netproc--channel) (not (process-live-p pipe)))
+    (run-at-time 0 nil #'netproc--channel-lost)))
+
+(defun netproc--channel-lost ()
+  "Stop an engine whose channel is gone; its netprocs end with it.
+With nobody reading the channel, the engine's events have nowhere to go:
+each live netproc is closed as by its peer, and the next netproc made
+starts a new engine."
+  (when (and (fboundp 'netproc--running-p) (netproc--running-p)
+             (not (process-live-p netproc--channel)))
+    (let ((orphans (hash-table-values netproc--live)))
+      (netproc--stop)
+      (setq netproc--batch [] netproc--batch-pos 0
+            netproc--channel nil)
+      (dolist (proc orphans)
+        (netproc--orphan proc)))))
+
+(defun netproc--shutdown ()
+  "Stop the engine: every connection closes, no sentinel runs.
+Run from `kill-emacs-hook', so exiting never waits on the network."
+  (let ((pipe netproc--channel))
+    (setq netproc--channel nil)
+    (when (fboundp 'netproc--stop)
+      (netproc--stop))
+    (when (process-live-p pipe)
+      (delete-process pipe))))
+
+;;; Dispatch
+
 
 (defun netproc--channel-filter (_pipe _bytes)
   "Dispatch every pending event; the wake-up bytes carry no information."

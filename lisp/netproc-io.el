@@ -108,6 +108,19 @@
     (netproc--unlist proc))
   (netproc--sentinel-call proc st "connection broken by remote peer\n"))
 
+(defun netproc--orphan (proc)
+  "End PROC, whose engine stopped under it, as a connection the peer broke."
+  (let ((st (gethash proc netproc--states)))
+    (setf (netproc--st-held st) nil)
+    (if (eq (netproc--st-status st) 'connect)
+        (progn
+          (netproc--forget-events proc)
+          (setf (netproc--st-status st) 'failed
+                (netproc--st-failure st)
+                (list 0 "Connection aborted: netproc's channel was deleted"
+                      nil)))
+      (netproc--on-closed proc st))))
+
 ;;; Holding input while stopped
 
 (defun netproc--holding-p (st)

@@ -106,25 +106,44 @@ engine_running (emacs_env *env)
 }
 
 /* Connection handles: user pointers that only this finalizer owns, so a
-   foreign user pointer is never taken for a connection.  Finalizers run
-   inside garbage collection: dropping a reference is all they may do.  */
+   foreign user pointer is never taken for a connection.  A handle records
+   the engine generation it was made in: a connection of an engine that
+   was stopped (the user deleted the channel, or Emacs is exiting) must
+   never reach the engine's functions again, since that engine is gone.
+   Finalizers run inside garbage collection: dropping a reference is all
+   they may do.  */
+
+typedef struct
+{
+  NpConn *conn;
+  unsigned generation;
+} NpHandle;
+
+static unsigned generation;
 
 static void
-conn_finalize (void *ptr) EMACS_NOEXCEPT
+handle_finalize (void *ptr) EMACS_NOEXCEPT
 {
-  np_conn_unref (ptr);
+  NpHandle *handle = ptr;
+  np_conn_unref (handle->conn);
+  g_free (handle);
 }
 
+/* The connection of handle V, or NULL: with wrong-type-argument signalled
+   when V is not a handle, silently when its engine is gone.  */
 static NpConn *
 conn_arg (emacs_env *env, emacs_value v)
 {
   if (!is_type (env, v, env->intern (env, "user-ptr"))
-      || env->get_user_finalizer (env, v) != conn_finalize)
+      || env->get_user_finalizer (env, v) != handle_finalize)
     {
       np_wrong_type (env, np_sym.user_ptrp, v);
       return NULL;
     }
-  return env->get_user_ptr (env, v);
+  NpHandle *handle = env->get_user_ptr (env, v);
+  if (!engine || handle->generation != generation)
+    return NULL;
+  return handle->conn;
 }
 
 /* Engine lifecycle.  */
@@ -149,6 +168,7 @@ Fstart (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       return np_error (env, error->message);
     }
   channel_fd = fd;
+  generation++;
   drain_buffer = g_new0 (NpEvent *, limits.drain_events);
   return np_sym.t;
 }
@@ -249,8 +269,10 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       spec.port = (guint16) port;
     }
 
-  NpConn *conn = np_engine_connect (engine, (guint64) id, &spec);
-  return env->make_user_ptr (env, conn_finalize, conn);
+  NpHandle *handle = g_new (NpHandle, 1);
+  handle->conn = np_engine_connect (engine, (guint64) id, &spec);
+  handle->generation = generation;
+  return env->make_user_ptr (env, handle_finalize, handle);
 }
 
 /* Data and control.  */
@@ -261,7 +283,7 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   (void) nargs; (void) data;
   NpConn *conn = conn_arg (env, args[0]);
   if (!conn)
-    return np_sym.nil;
+    return np_pending (env) ? np_sym.nil : env->make_integer (env, 0);
   if (!is_type (env, args[1], np_sym.type_string))
     return np_wrong_type (env, np_sym.stringp, args[1]);
   emacs_value multibyte
@@ -287,8 +309,9 @@ Fqueued (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
   NpConn *conn = conn_arg (env, args[0]);
-  return conn ? env->make_integer (env, (intmax_t) np_conn_queued (conn))
-              : np_sym.nil;
+  if (!conn)
+    return np_pending (env) ? np_sym.nil : env->make_integer (env, 0);
+  return env->make_integer (env, (intmax_t) np_conn_queued (conn));
 }
 
 static emacs_value
