@@ -1,0 +1,166 @@
+/* engine-private.h -- what the engine's own files share.
+
+   Nothing here is seen by the binding: it includes engine.h only.
+
+   Threads and locks.  Two kinds of thread touch the engine: the engine
+   thread, which owns every socket, GSource and GCancellable, and any
+   caller thread (Emacs's), which posts commands, queues output and drains
+   events.  Shared state is guarded by pthread mutexes rather than GMutex:
+   GLib's GMutex is futex-based inside an uninstrumented library, so
+   ThreadSanitizer could not see the ordering it provides.
+
+   Lock order: event_lock, then cmd_lock; a conn's out_lock is never held
+   while taking another lock.  */
+
+#ifndef NETPROC_ENGINE_PRIVATE_H
+#define NETPROC_ENGINE_PRIVATE_H
+
+#include <pthread.h>
+#include <gio/gio.h>
+
+#include "engine.h"
+
+/* Engine-internal prefix: np__ (the public one is np_).  */
+
+typedef enum
+{
+  NP_CMD_CONNECT,
+  NP_CMD_FLUSH,
+  NP_CMD_SHUTDOWN_WRITE,
+  NP_CMD_PAUSE,
+  NP_CMD_RESUME,          /* backpressure lifted by a drain */
+  NP_CMD_CLOSE,
+  NP_CMD_RING,            /* a capped drain left events behind */
+  NP_CMD_STOP,
+} NpCommandType;
+
+typedef enum
+{
+  NP_CONN_NEW,
+  NP_CONN_RESOLVING,
+  NP_CONN_CONNECTING,
+  NP_CONN_OPEN,
+  NP_CONN_DONE,           /* socket gone; the engine holds no reference */
+} NpConnState;
+
+typedef struct NpResolveOp NpResolveOp;
+
+/* One chunk of output, copied from np_conn_send().  */
+typedef struct
+{
+  gsize len;
+  guint8 data[];
+} NpChunk;
+
+struct NpConn
+{
+  gint ref_count;                 /* atomic */
+  NpEngine *engine;               /* not owned; see np_conn_unref() */
+  guint64 id;
+
+  /* The target, copied from the NpConnectSpec; immutable.  */
+  int family;
+  char *host;
+  guint16 port;
+  char *path;
+  struct sockaddr_storage remote;
+  socklen_t remote_len;
+
+  /* Guarded by engine->event_lock.  */
+  gboolean user_closed;           /* no event may be queued any more */
+  gsize in_bytes;                 /* DATA bytes queued, not yet drained */
+  gboolean in_blocked;            /* reading stopped for backpressure */
+
+  /* Guarded by out_lock.  Only the engine thread removes chunks, so it
+     may read a chunk's bytes without the lock.  */
+  pthread_mutex_t out_lock;
+  GQueue out;                     /* of NpChunk */
+  gsize out_offset;               /* bytes of the head chunk already sent */
+  gsize queued;
+  gboolean accepting;             /* FALSE after close or CLOSED */
+  gboolean out_high_hit;
+
+  /* Engine thread only.  */
+  NpConnState state;
+  gboolean registered;            /* in engine->conns, holding a ref */
+  GSocket *socket;
+  GSource *connect_source;
+  GSource *read_source;
+  GSource *write_source;
+  NpResolveOp *resolve;           /* the pending lookup, if any */
+  GArray *targets;                /* of NpTarget, addresses to try */
+  guint next_target;
+  int last_errno;
+  gboolean user_paused;
+  gboolean shut_wr_requested;
+  gboolean shut_wr_done;
+};
+
+typedef struct
+{
+  struct sockaddr_storage addr;
+  socklen_t len;
+} NpTarget;
+
+struct NpEngine
+{
+  int wake_fd;
+  NpLimits limits;
+
+  GThread *thread;
+  GMainContext *context;
+  GMainLoop *loop;
+
+  /* Commands: guarded by cmd_lock; cmd_source is made ready on each post
+     and runs the whole queue, oldest first.  */
+  pthread_mutex_t cmd_lock;
+  GQueue commands;
+  gboolean cmd_closed;            /* STOP posted; refuse anything else */
+  GSource *cmd_source;
+
+  /* Events: guarded by event_lock.  */
+  pthread_mutex_t event_lock;
+  GQueue events;                  /* intrusive, see channel.c */
+  gboolean wake_dead;             /* engine thread only: EPIPE seen */
+
+  /* Engine thread only.  */
+  GHashTable *conns;              /* set of NpConn the engine holds */
+  GResolver *resolver;
+  guint pending_resolves;         /* lookups whose callback is still due */
+  guint8 *scratch;                /* read buffer, limits.read_size */
+};
+
+/* engine.c */
+void np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
+                      gboolean flag);
+void np__engine_register (NpEngine *engine, NpConn *conn);
+void np__engine_unregister (NpEngine *engine, NpConn *conn);
+
+/* channel.c */
+NpEvent *np__event_new (guint64 id, NpEventType type, gsize len);
+gboolean np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event);
+gboolean np__channel_post_data (NpEngine *engine, NpConn *conn,
+                                const guint8 *data, gsize len);
+void np__channel_ring (NpEngine *engine);
+gboolean np__channel_in_blocked (NpEngine *engine, NpConn *conn);
+void np__channel_free_all (NpEngine *engine);
+
+/* stream.c, engine thread only */
+void np__stream_start (NpConn *conn);
+void np__stream_flush (NpConn *conn);
+void np__stream_shutdown_write (NpConn *conn);
+void np__stream_set_paused (NpConn *conn, gboolean paused);
+void np__stream_update_reading (NpConn *conn);
+void np__stream_close (NpConn *conn);
+void np__stream_abort (NpConn *conn);
+
+/* fdplace.c */
+void np__fd_raise_limit (void);
+int np__fd_socket (int family, int type, int *err);
+
+/* address.c */
+gboolean np__address_unix (const char *path, struct sockaddr_storage *ss,
+                           socklen_t *len);
+char *np__resolver_message (const GError *error, const char *host);
+
+#endif /* NETPROC_ENGINE_PRIVATE_H */

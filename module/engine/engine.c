@@ -1,0 +1,329 @@
+/* engine.c -- the engine thread, its main context and the command queue.
+
+   Every socket operation happens on one thread that runs its own
+   GMainContext, pushed as that thread's thread-default context so that
+   GResolver and GSource callbacks come back to it (never to the global
+   default context, which belongs to whoever embeds us).  Other threads
+   talk to it only through commands: a queue under cmd_lock and one custom
+   GSource that runs the whole queue in order, so commands for a connection
+   take effect in the order they were issued.  */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+
+typedef struct
+{
+  GSource base;
+  NpEngine *engine;
+} NpCommandSource;
+
+typedef struct
+{
+  NpCommandType type;
+  NpConn *conn;           /* owned reference, or NULL */
+  gboolean flag;
+} NpCommand;
+
+/* How long np_engine_free waits for cancelled lookups to report back
+   before it lets them go (they then leak their small state, not a
+   socket).  */
+#define NP_STOP_GRACE_US (2 * G_USEC_PER_SEC)
+
+void
+np_limits_init_default (NpLimits *limits)
+{
+  limits->read_size = 64 * 1024;
+  limits->conn_in_high = 1024 * 1024;
+  limits->conn_in_low = 256 * 1024;
+  limits->out_high = 1024 * 1024;
+  limits->out_low = 256 * 1024;
+  limits->drain_bytes = 4 * 1024 * 1024;
+  limits->drain_events = 4096;
+}
+
+static void
+command_free (NpCommand *cmd)
+{
+  if (cmd->conn)
+    np_conn_unref (cmd->conn);
+  g_free (cmd);
+}
+
+/* Posting never blocks beyond the short queue lock, so any thread may do
+   it, including a finalizer running inside Emacs's garbage collection.  */
+void
+np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
+                 gboolean flag)
+{
+  NpCommand *cmd = g_new0 (NpCommand, 1);
+  cmd->type = type;
+  cmd->conn = conn ? np_conn_ref (conn) : NULL;
+  cmd->flag = flag;
+
+  pthread_mutex_lock (&engine->cmd_lock);
+  gboolean refused = engine->cmd_closed;
+  if (!refused)
+    {
+      g_queue_push_tail (&engine->commands, cmd);
+      if (type == NP_CMD_STOP)
+        engine->cmd_closed = TRUE;
+    }
+  pthread_mutex_unlock (&engine->cmd_lock);
+
+  if (refused)
+    {
+      command_free (cmd);
+      return;
+    }
+  /* Thread-safe, and wakes the engine's poll if it sleeps.  */
+  g_source_set_ready_time (engine->cmd_source, 0);
+}
+
+void
+np__engine_register (NpEngine *engine, NpConn *conn)
+{
+  g_hash_table_add (engine->conns, np_conn_ref (conn));
+  conn->registered = TRUE;
+}
+
+/* May drop the last reference: the caller must not touch CONN after.  */
+void
+np__engine_unregister (NpEngine *engine, NpConn *conn)
+{
+  if (!conn->registered)
+    return;
+  conn->registered = FALSE;
+  g_hash_table_remove (engine->conns, conn);
+  np_conn_unref (conn);
+}
+
+static void
+engine_stop (NpEngine *engine)
+{
+  /* Aborting unregisters, so take a snapshot first.  */
+  g_autoptr (GPtrArray) live = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+  g_hash_table_iter_init (&iter, engine->conns);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (live, key);
+  for (guint i = 0; i < live->len; i++)
+    np__stream_abort (g_ptr_array_index (live, i));
+  g_main_loop_quit (engine->loop);
+}
+
+static void
+run_command (NpEngine *engine, NpCommand *cmd)
+{
+  NpConn *conn = cmd->conn;
+
+  /* Commands for a connection the engine has let go of (closed, failed,
+     or never started) have nothing left to act on.  */
+  if (conn && cmd->type != NP_CMD_CONNECT && !conn->registered)
+    return;
+
+  switch (cmd->type)
+    {
+    case NP_CMD_CONNECT:
+      np__stream_start (conn);
+      break;
+    case NP_CMD_FLUSH:
+      np__stream_flush (conn);
+      break;
+    case NP_CMD_SHUTDOWN_WRITE:
+      np__stream_shutdown_write (conn);
+      break;
+    case NP_CMD_PAUSE:
+      np__stream_set_paused (conn, cmd->flag);
+      break;
+    case NP_CMD_RESUME:
+      np__stream_update_reading (conn);
+      break;
+    case NP_CMD_CLOSE:
+      np__stream_close (conn);
+      break;
+    case NP_CMD_RING:
+      np__channel_ring (engine);
+      break;
+    case NP_CMD_STOP:
+      engine_stop (engine);
+      break;
+    }
+}
+
+static gboolean
+cmd_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  (void) callback;
+  (void) data;
+  NpEngine *engine = ((NpCommandSource *) source)->engine;
+
+  /* Unready before taking the queue: a post that lands after the swap
+     makes the source ready again, so no command waits for a later one.  */
+  g_source_set_ready_time (source, -1);
+
+  GQueue batch = G_QUEUE_INIT;
+  pthread_mutex_lock (&engine->cmd_lock);
+  batch = engine->commands;
+  g_queue_init (&engine->commands);
+  pthread_mutex_unlock (&engine->cmd_lock);
+
+  NpCommand *cmd;
+  while ((cmd = g_queue_pop_head (&batch)))
+    {
+      run_command (engine, cmd);
+      command_free (cmd);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs cmd_source_funcs = {
+  .dispatch = cmd_source_dispatch,
+};
+
+static gboolean
+wake_up (gpointer data)
+{
+  (void) data;
+  return G_SOURCE_CONTINUE;
+}
+
+static gpointer
+engine_thread (gpointer data)
+{
+  NpEngine *engine = data;
+
+  g_main_context_push_thread_default (engine->context);
+  engine->resolver = g_resolver_get_default ();
+
+  g_main_loop_run (engine->loop);
+
+  /* Cancelled lookups still call back once, into this context; their
+     state (and a conn reference) is freed there.  A periodic wake-up
+     bounds each iteration so the grace period is honoured.  */
+  if (engine->pending_resolves > 0)
+    {
+      gint64 deadline = g_get_monotonic_time () + NP_STOP_GRACE_US;
+      GSource *tick = g_timeout_source_new (20);
+      g_source_set_callback (tick, wake_up, NULL, NULL);
+      g_source_attach (tick, engine->context);
+      while (engine->pending_resolves > 0
+             && g_get_monotonic_time () < deadline)
+        g_main_context_iteration (engine->context, TRUE);
+      g_source_destroy (tick);
+      g_source_unref (tick);
+    }
+
+  g_clear_object (&engine->resolver);
+  g_main_context_pop_thread_default (engine->context);
+  return NULL;
+}
+
+static gboolean
+set_fd_flags (int fd, GError **error)
+{
+  int fl = fcntl (fd, F_GETFL);
+  int fdfl = fcntl (fd, F_GETFD);
+  if (fl < 0 || fdfl < 0
+      || fcntl (fd, F_SETFL, fl | O_NONBLOCK) < 0
+      || fcntl (fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
+    {
+      int err = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err),
+                   "wake descriptor %d: %s", fd, g_strerror (err));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+engine_destroy (NpEngine *engine)
+{
+  /* Events may hold conn references; conns never point back into the
+     engine once it is gone except through ->engine, which only the
+     per-connection API uses and which is not called after free.  */
+  np__channel_free_all (engine);
+
+  NpCommand *cmd;
+  while ((cmd = g_queue_pop_head (&engine->commands)))
+    command_free (cmd);
+
+  if (engine->cmd_source)
+    {
+      g_source_destroy (engine->cmd_source);
+      g_source_unref (engine->cmd_source);
+    }
+  g_clear_pointer (&engine->loop, g_main_loop_unref);
+  g_clear_pointer (&engine->context, g_main_context_unref);
+  g_clear_pointer (&engine->conns, g_hash_table_unref);
+  g_free (engine->scratch);
+  pthread_mutex_destroy (&engine->cmd_lock);
+  pthread_mutex_destroy (&engine->event_lock);
+  g_free (engine);
+}
+
+NpEngine *
+np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
+{
+  if (!set_fd_flags (wake_fd, error))
+    return NULL;
+
+  np__fd_raise_limit ();
+
+  NpEngine *engine = g_new0 (NpEngine, 1);
+  engine->wake_fd = wake_fd;
+  if (limits)
+    engine->limits = *limits;
+  else
+    np_limits_init_default (&engine->limits);
+  if (engine->limits.read_size == 0)
+    engine->limits.read_size = 64 * 1024;
+  if (engine->limits.drain_events == 0)
+    engine->limits.drain_events = 1;
+  pthread_mutex_init (&engine->cmd_lock, NULL);
+  pthread_mutex_init (&engine->event_lock, NULL);
+  g_queue_init (&engine->commands);
+  g_queue_init (&engine->events);
+  engine->conns = g_hash_table_new (NULL, NULL);
+  engine->scratch = g_malloc (engine->limits.read_size);
+
+  engine->context = g_main_context_new ();
+  engine->loop = g_main_loop_new (engine->context, FALSE);
+  engine->cmd_source = g_source_new (&cmd_source_funcs,
+                                     sizeof (NpCommandSource));
+  ((NpCommandSource *) engine->cmd_source)->engine = engine;
+  g_source_set_name (engine->cmd_source, "netproc commands");
+  g_source_set_priority (engine->cmd_source, G_PRIORITY_HIGH);
+  g_source_attach (engine->cmd_source, engine->context);
+
+  /* The thread inherits our signal mask: start it with everything blocked
+     so no signal meant for Emacs is ever delivered to it.  */
+  sigset_t all, saved;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &saved);
+  engine->thread = g_thread_try_new ("netproc-engine", engine_thread, engine,
+                                     error);
+  pthread_sigmask (SIG_SETMASK, &saved, NULL);
+
+  if (!engine->thread)
+    {
+      engine_destroy (engine);
+      return NULL;
+    }
+  return engine;
+}
+
+void
+np_engine_free (NpEngine *engine)
+{
+  if (!engine)
+    return;
+  np__engine_post (engine, NP_CMD_STOP, NULL, FALSE);
+  g_thread_join (engine->thread);
+  engine->thread = NULL;
+  engine_destroy (engine);
+}

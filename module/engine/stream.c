@@ -1,0 +1,682 @@
+/* stream.c -- stream connections (TCP and Unix): connect, read, write.
+
+   Life of a connection on the engine thread:
+
+     NEW -> RESOLVING -> CONNECTING -> OPEN -> DONE
+              (host)     (each address
+                          in turn)
+
+   Any state may go straight to DONE, through one function, teardown(),
+   which drops every source, cancels the lookup, closes the socket and
+   lets go of the engine's reference.  That reference is the only thing
+   keeping the struct alive from the engine's side, so nothing may touch a
+   conn after a call that can reach teardown(); such calls come last or
+   report whether the conn lives on.
+
+   The socket is ours, not GSocketClient's: we need the exact errno of a
+   failed connect (the sentinel shows "failed with code 111"), the
+   descriptor number (see fdplace.c), and GLib 2.74's GSocketClient has a
+   use-after-free in its connect path (GLib issue 3266).  GSocket is only
+   the wrapper that GSources watch; reads and writes are plain syscalls so
+   errors keep their errno.  */
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+
+/* Reads per readiness callback: enough to keep a fast stream going
+   without letting one socket starve the others.  */
+#define NP_READS_PER_WAKE 4
+/* Chunks handed to one sendmsg().  */
+#define NP_IOV_MAX 32
+
+/* One name lookup.  Its callback always comes, cancelled or not, and
+   frees it; conn->resolve points at it only while the result is still
+   wanted.  */
+struct NpResolveOp
+{
+  NpConn *conn;                   /* owned reference */
+  GCancellable *cancel;
+};
+
+static void try_next_target (NpConn *conn);
+
+/* Public, any thread.  */
+
+NpConn *
+np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
+{
+  NpConn *conn = g_new0 (NpConn, 1);
+  conn->ref_count = 1;
+  conn->engine = engine;
+  conn->id = id;
+  conn->family = spec->family;
+  conn->host = g_strdup (spec->host);
+  conn->port = spec->port;
+  conn->path = g_strdup (spec->path);
+  if (spec->remote && spec->remote_len > 0)
+    {
+      conn->remote_len = MIN (spec->remote_len,
+                              (socklen_t) sizeof conn->remote);
+      memcpy (&conn->remote, spec->remote, conn->remote_len);
+    }
+  pthread_mutex_init (&conn->out_lock, NULL);
+  g_queue_init (&conn->out);
+  conn->accepting = TRUE;
+  conn->state = NP_CONN_NEW;
+
+  np__engine_post (engine, NP_CMD_CONNECT, conn, FALSE);
+  return conn;
+}
+
+NpConn *
+np_conn_ref (NpConn *conn)
+{
+  g_atomic_int_inc (&conn->ref_count);
+  return conn;
+}
+
+/* May run inside Emacs's garbage collection, on any thread, even after
+   np_engine_free(): it touches nothing but the conn itself.  The engine
+   holds its own reference for as long as a socket, source or lookup
+   exists, so the last reference never finds any of those.  */
+void
+np_conn_unref (NpConn *conn)
+{
+  if (!conn || !g_atomic_int_dec_and_test (&conn->ref_count))
+    return;
+  g_queue_clear_full (&conn->out, g_free);
+  g_clear_pointer (&conn->targets, g_array_unref);
+  pthread_mutex_destroy (&conn->out_lock);
+  g_free (conn->host);
+  g_free (conn->path);
+  g_free (conn);
+}
+
+gsize
+np_conn_send (NpConn *conn, const void *data, gsize len)
+{
+  if (len == 0)
+    return np_conn_queued (conn);
+
+  NpChunk *chunk = g_malloc (sizeof *chunk + len);
+  chunk->len = len;
+  memcpy (chunk->data, data, len);
+
+  pthread_mutex_lock (&conn->out_lock);
+  if (!conn->accepting)
+    {
+      pthread_mutex_unlock (&conn->out_lock);
+      g_free (chunk);
+      return 0;
+    }
+  /* While the queue is non-empty the engine is already on it (writing,
+     waiting for the socket, or about to open it): only the first chunk
+     needs to tell it.  */
+  gboolean was_empty = conn->out.length == 0;
+  g_queue_push_tail (&conn->out, chunk);
+  conn->queued += len;
+  if (conn->queued >= conn->engine->limits.out_high)
+    conn->out_high_hit = TRUE;
+  gsize queued = conn->queued;
+  pthread_mutex_unlock (&conn->out_lock);
+
+  if (was_empty)
+    np__engine_post (conn->engine, NP_CMD_FLUSH, conn, FALSE);
+  return queued;
+}
+
+gsize
+np_conn_queued (NpConn *conn)
+{
+  pthread_mutex_lock (&conn->out_lock);
+  gsize queued = conn->queued;
+  pthread_mutex_unlock (&conn->out_lock);
+  return queued;
+}
+
+void
+np_conn_shutdown_write (NpConn *conn)
+{
+  np__engine_post (conn->engine, NP_CMD_SHUTDOWN_WRITE, conn, FALSE);
+}
+
+void
+np_conn_set_paused (NpConn *conn, gboolean paused)
+{
+  np__engine_post (conn->engine, NP_CMD_PAUSE, conn, paused);
+}
+
+void
+np_conn_close (NpConn *conn)
+{
+  NpEngine *engine = conn->engine;
+
+  pthread_mutex_lock (&engine->event_lock);
+  gboolean already = conn->user_closed;
+  conn->user_closed = TRUE;
+  pthread_mutex_unlock (&engine->event_lock);
+  if (already)
+    return;
+
+  pthread_mutex_lock (&conn->out_lock);
+  conn->accepting = FALSE;
+  pthread_mutex_unlock (&conn->out_lock);
+
+  np__engine_post (engine, NP_CMD_CLOSE, conn, FALSE);
+}
+
+/* Engine thread from here on.  */
+
+static void
+clear_source (GSource **source)
+{
+  if (*source)
+    {
+      g_source_destroy (*source);
+      g_source_unref (*source);
+      *source = NULL;
+    }
+}
+
+static void
+drop_socket (NpConn *conn)
+{
+  clear_source (&conn->connect_source);
+  clear_source (&conn->read_source);
+  clear_source (&conn->write_source);
+  if (conn->socket)
+    {
+      g_socket_close (conn->socket, NULL);
+      g_clear_object (&conn->socket);
+    }
+}
+
+/* The one way out.  May free CONN.  */
+static void
+teardown (NpConn *conn)
+{
+  drop_socket (conn);
+  if (conn->resolve)
+    {
+      /* Unhook first: a cancelled task reports back even so, and must
+         find its result unwanted.  */
+      NpResolveOp *op = g_steal_pointer (&conn->resolve);
+      g_cancellable_cancel (op->cancel);
+    }
+  g_clear_pointer (&conn->targets, g_array_unref);
+  conn->state = NP_CONN_DONE;
+
+  pthread_mutex_lock (&conn->out_lock);
+  conn->accepting = FALSE;
+  g_queue_clear_full (&conn->out, g_free);
+  conn->out_offset = 0;
+  conn->queued = 0;
+  pthread_mutex_unlock (&conn->out_lock);
+
+  np__engine_unregister (conn->engine, conn);
+}
+
+static void
+post_simple (NpConn *conn, NpEventType type, int code, gboolean resolve_error,
+             char *message)
+{
+  NpEvent *event = np__event_new (conn->id, type, 0);
+  event->code = code;
+  event->resolve_error = resolve_error;
+  event->message = message;
+  np__channel_post (conn->engine, conn, event);
+}
+
+/* Posts the last event (FAILED or CLOSED) and lets go.  Output is refused
+   before the event is queued, so whoever has drained it already sees
+   np_conn_send() return 0.  May free CONN.  */
+static void
+finish (NpConn *conn, NpEventType type, int code, gboolean resolve_error,
+        char *message)
+{
+  pthread_mutex_lock (&conn->out_lock);
+  conn->accepting = FALSE;
+  pthread_mutex_unlock (&conn->out_lock);
+  post_simple (conn, type, code, resolve_error, message);
+  teardown (conn);
+}
+
+/* Ends an open connection with CLOSED.  May free CONN.  */
+static void
+conn_end (NpConn *conn, int err)
+{
+  finish (conn, NP_EVENT_CLOSED, err, FALSE,
+          err ? g_strdup (g_strerror (err)) : NULL);
+}
+
+/* May free CONN.  */
+static void
+fail_connect (NpConn *conn)
+{
+  int err = conn->last_errno ? conn->last_errno : ECONNREFUSED;
+  finish (conn, NP_EVENT_FAILED, err, FALSE, g_strdup (g_strerror (err)));
+}
+
+/* Chunks written: drop them, and tell waiting senders when the queue has
+   come down from the high-water mark.  */
+static void
+consume_output (NpConn *conn, gsize n)
+{
+  const NpLimits *limits = &conn->engine->limits;
+
+  pthread_mutex_lock (&conn->out_lock);
+  conn->queued -= n;
+  while (n > 0)
+    {
+      NpChunk *chunk = g_queue_peek_head (&conn->out);
+      gsize left = chunk->len - conn->out_offset;
+      if (n < left)
+        {
+          conn->out_offset += n;
+          break;
+        }
+      n -= left;
+      g_free (g_queue_pop_head (&conn->out));
+      conn->out_offset = 0;
+    }
+  gboolean writable = conn->out_high_hit && conn->queued <= limits->out_low;
+  if (writable)
+    conn->out_high_hit = FALSE;
+  pthread_mutex_unlock (&conn->out_lock);
+
+  if (writable)
+    post_simple (conn, NP_EVENT_WRITABLE, 0, FALSE, NULL);
+}
+
+static gboolean on_writable (GSocket *socket, GIOCondition condition,
+                             gpointer data);
+
+/* Writes until the queue is empty or the socket is full.  FINAL is the
+   last attempt before closing: no waiting, no event, no error reported.
+   Returns FALSE when the connection ended (CONN may be freed).  */
+static gboolean
+write_out (NpConn *conn, gboolean final)
+{
+  int fd = g_socket_get_fd (conn->socket);
+
+  for (;;)
+    {
+      /* Only this thread removes chunks, so their bytes stay put after
+         the lock is released; np_conn_send() only appends.  */
+      struct iovec iov[NP_IOV_MAX];
+      int niov = 0;
+      pthread_mutex_lock (&conn->out_lock);
+      gsize offset = conn->out_offset;
+      for (GList *l = conn->out.head; l && niov < NP_IOV_MAX; l = l->next)
+        {
+          NpChunk *chunk = l->data;
+          iov[niov].iov_base = chunk->data + offset;
+          iov[niov].iov_len = chunk->len - offset;
+          offset = 0;
+          niov++;
+        }
+      pthread_mutex_unlock (&conn->out_lock);
+      if (niov == 0)
+        break;
+
+      struct msghdr msg = { .msg_iov = iov, .msg_iovlen = niov };
+      ssize_t n = sendmsg (fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (final)
+            return TRUE;
+          if (errno == EAGAIN)
+            {
+              if (!conn->write_source)
+                {
+                  conn->write_source = g_socket_create_source (conn->socket,
+                                                               G_IO_OUT, NULL);
+                  g_source_set_callback (conn->write_source,
+                                         G_SOURCE_FUNC (on_writable), conn,
+                                         NULL);
+                  g_source_attach (conn->write_source,
+                                   conn->engine->context);
+                }
+              return TRUE;
+            }
+          conn_end (conn, errno);
+          return FALSE;
+        }
+      consume_output (conn, (gsize) n);
+    }
+
+  clear_source (&conn->write_source);
+  if (conn->shut_wr_requested && !conn->shut_wr_done && !final)
+    {
+      conn->shut_wr_done = TRUE;
+      if (shutdown (fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        {
+          conn_end (conn, errno);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+on_writable (GSocket *socket, GIOCondition condition, gpointer data)
+{
+  (void) socket;
+  (void) condition;
+  NpConn *conn = data;
+  if (!write_out (conn, FALSE))
+    return G_SOURCE_REMOVE;
+  /* write_out() destroyed this source if the queue ran dry.  */
+  return conn->write_source ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_readable (GSocket *socket, GIOCondition condition, gpointer data)
+{
+  (void) socket;
+  (void) condition;
+  NpConn *conn = data;
+  NpEngine *engine = conn->engine;
+  int fd = g_socket_get_fd (conn->socket);
+  gsize size = engine->limits.read_size;
+
+  for (int i = 0; i < NP_READS_PER_WAKE; i++)
+    {
+      ssize_t n = recv (fd, engine->scratch, size, MSG_DONTWAIT);
+      if (n > 0)
+        {
+          if (np__channel_post_data (engine, conn, engine->scratch,
+                                     (gsize) n))
+            {
+              /* Backpressure (or closed): the drain will post RESUME.  */
+              clear_source (&conn->read_source);
+              return G_SOURCE_REMOVE;
+            }
+          if ((gsize) n < size)
+            break;
+          continue;
+        }
+      if (n == 0)
+        {
+          conn_end (conn, 0);
+          return G_SOURCE_REMOVE;
+        }
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        break;
+      conn_end (conn, errno);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+void
+np__stream_update_reading (NpConn *conn)
+{
+  gboolean want = conn->state == NP_CONN_OPEN && !conn->user_paused
+                  && !np__channel_in_blocked (conn->engine, conn);
+  if (want && !conn->read_source)
+    {
+      conn->read_source = g_socket_create_source (conn->socket, G_IO_IN,
+                                                  NULL);
+      g_source_set_callback (conn->read_source, G_SOURCE_FUNC (on_readable),
+                             conn, NULL);
+      g_source_attach (conn->read_source, conn->engine->context);
+    }
+  else if (!want && conn->read_source)
+    clear_source (&conn->read_source);
+}
+
+/* May free CONN.  */
+static void
+conn_open (NpConn *conn)
+{
+  int fd = g_socket_get_fd (conn->socket);
+  conn->state = NP_CONN_OPEN;
+  g_clear_pointer (&conn->targets, g_array_unref);
+
+  NpEvent *event = np__event_new (conn->id, NP_EVENT_OPEN, 0);
+  event->local_len = sizeof event->local;
+  if (getsockname (fd, (struct sockaddr *) &event->local,
+                   &event->local_len) < 0)
+    event->local_len = 0;
+  event->remote_len = sizeof event->remote;
+  if (getpeername (fd, (struct sockaddr *) &event->remote,
+                   &event->remote_len) < 0)
+    event->remote_len = 0;
+  np__channel_post (conn->engine, conn, event);
+
+  np__stream_update_reading (conn);
+  /* Output queued while connecting, and a half close asked for then.  */
+  write_out (conn, FALSE);
+}
+
+static gboolean
+on_connect_ready (GSocket *socket, GIOCondition condition, gpointer data)
+{
+  (void) condition;
+  NpConn *conn = data;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_ERROR, &err,
+                  &len) < 0)
+    err = errno;
+
+  clear_source (&conn->connect_source);
+  if (err == 0)
+    conn_open (conn);
+  else
+    {
+      conn->last_errno = err;
+      drop_socket (conn);
+      try_next_target (conn);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Tries the remaining addresses in order until one connects or is in
+   progress.  May free CONN.  */
+static void
+try_next_target (NpConn *conn)
+{
+  while (conn->targets && conn->next_target < conn->targets->len)
+    {
+      NpTarget *target = &g_array_index (conn->targets, NpTarget,
+                                         conn->next_target);
+      conn->next_target++;
+
+      int err = 0;
+      int fd = np__fd_socket (target->addr.ss_family, SOCK_STREAM, &err);
+      if (fd < 0)
+        {
+          conn->last_errno = err;
+          continue;
+        }
+      g_autoptr (GError) error = NULL;
+      conn->socket = g_socket_new_from_fd (fd, &error);
+      if (!conn->socket)
+        {
+          close (fd);
+          conn->last_errno = EINVAL;
+          continue;
+        }
+
+      int rc = connect (fd, (struct sockaddr *) &target->addr, target->len);
+      if (rc == 0)
+        {
+          conn_open (conn);
+          return;
+        }
+      if (errno == EINPROGRESS)
+        {
+          conn->state = NP_CONN_CONNECTING;
+          conn->connect_source = g_socket_create_source (conn->socket,
+                                                         G_IO_OUT, NULL);
+          g_source_set_callback (conn->connect_source,
+                                 G_SOURCE_FUNC (on_connect_ready), conn,
+                                 NULL);
+          g_source_attach (conn->connect_source, conn->engine->context);
+          return;
+        }
+      /* Unix sockets fail at once (ENOENT, ECONNREFUSED, EAGAIN for a
+         full backlog); so does TCP with ENETUNREACH and the like.  */
+      conn->last_errno = errno;
+      drop_socket (conn);
+    }
+  fail_connect (conn);
+}
+
+static void
+add_target (NpConn *conn, const struct sockaddr_storage *addr, socklen_t len)
+{
+  if (!conn->targets)
+    conn->targets = g_array_new (FALSE, FALSE, sizeof (NpTarget));
+  NpTarget target = { .len = len };
+  memcpy (&target.addr, addr, len);
+  g_array_append_val (conn->targets, target);
+}
+
+static void
+resolve_op_free (NpResolveOp *op)
+{
+  g_clear_object (&op->cancel);
+  np_conn_unref (op->conn);
+  g_free (op);
+}
+
+static void
+on_resolved (GObject *source, GAsyncResult *result, gpointer data)
+{
+  NpResolveOp *op = data;
+  NpConn *conn = op->conn;
+  conn->engine->pending_resolves--;
+
+  g_autoptr (GError) error = NULL;
+  GList *addrs = g_resolver_lookup_by_name_with_flags_finish (
+    G_RESOLVER (source), result, &error);
+
+  if (conn->resolve == op)
+    {
+      conn->resolve = NULL;
+      if (!addrs)
+        {
+          finish (conn, NP_EVENT_FAILED, 0, TRUE,
+                  np__resolver_message (error, conn->host));
+        }
+      else
+        {
+          for (GList *l = addrs; l; l = l->next)
+            {
+              g_autoptr (GSocketAddress) sa
+                = g_inet_socket_address_new (l->data, conn->port);
+              struct sockaddr_storage ss;
+              if (g_socket_address_to_native (sa, &ss, sizeof ss, NULL))
+                add_target (conn, &ss,
+                            (socklen_t) g_socket_address_get_native_size (sa));
+            }
+          conn->state = NP_CONN_CONNECTING;
+          try_next_target (conn);
+        }
+    }
+  g_resolver_free_addresses (addrs);
+  /* The op's reference kept CONN alive through a teardown above.  */
+  resolve_op_free (op);
+}
+
+static void
+start_resolve (NpConn *conn)
+{
+  NpEngine *engine = conn->engine;
+  GResolverNameLookupFlags flags = G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT;
+  if (conn->family == AF_INET)
+    flags = G_RESOLVER_NAME_LOOKUP_FLAGS_IPV4_ONLY;
+  else if (conn->family == AF_INET6)
+    flags = G_RESOLVER_NAME_LOOKUP_FLAGS_IPV6_ONLY;
+
+  NpResolveOp *op = g_new0 (NpResolveOp, 1);
+  op->conn = np_conn_ref (conn);
+  op->cancel = g_cancellable_new ();
+  conn->resolve = op;
+  conn->state = NP_CONN_RESOLVING;
+  engine->pending_resolves++;
+  /* Called on the engine thread with its context pushed, so the callback
+     comes back here.  */
+  g_resolver_lookup_by_name_with_flags_async (engine->resolver, conn->host,
+                                              flags, op->cancel, on_resolved,
+                                              op);
+}
+
+void
+np__stream_start (NpConn *conn)
+{
+  np__engine_register (conn->engine, conn);
+
+  if (conn->remote_len > 0)
+    {
+      add_target (conn, &conn->remote, conn->remote_len);
+      try_next_target (conn);
+    }
+  else if (conn->path)
+    {
+      struct sockaddr_storage ss;
+      socklen_t len;
+      if (np__address_unix (conn->path, &ss, &len))
+        add_target (conn, &ss, len);
+      else
+        conn->last_errno = ENAMETOOLONG;
+      try_next_target (conn);
+    }
+  else if (conn->host)
+    start_resolve (conn);
+  else
+    {
+      conn->last_errno = EINVAL;
+      fail_connect (conn);
+    }
+}
+
+void
+np__stream_flush (NpConn *conn)
+{
+  if (conn->state == NP_CONN_OPEN)
+    write_out (conn, FALSE);
+}
+
+void
+np__stream_shutdown_write (NpConn *conn)
+{
+  conn->shut_wr_requested = TRUE;
+  if (conn->state == NP_CONN_OPEN)
+    write_out (conn, FALSE);
+}
+
+void
+np__stream_set_paused (NpConn *conn, gboolean paused)
+{
+  conn->user_paused = paused;
+  np__stream_update_reading (conn);
+}
+
+/* np_conn_close(): one non-blocking attempt at what is queued, then go.  */
+void
+np__stream_close (NpConn *conn)
+{
+  if (conn->state == NP_CONN_OPEN)
+    write_out (conn, TRUE);
+  teardown (conn);
+}
+
+/* Engine shutdown: go without writing.  */
+void
+np__stream_abort (NpConn *conn)
+{
+  teardown (conn);
+}
