@@ -73,7 +73,11 @@ Each is (KIND . ERROR), KIND being `filter' or `sentinel'.")
   (unless (and netproc--channel (process-live-p netproc--channel)
                (netproc--running-p))
     (netproc--channel-lost)
-    (let ((pipe (make-pipe-process :name " *netproc-channel*"
+    (let* ((process-adaptive-read-buffering nil)
+           ;; Reads of the channel are a byte or two: with adaptive read
+           ;; buffering on, Emacs would take them for a slow producer and
+           ;; delay reading it by up to tens of milliseconds each time.
+           (pipe (make-pipe-process :name " *netproc-channel*"
                                    :buffer nil
                                    :coding 'binary
                                    :noquery t

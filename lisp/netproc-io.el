@@ -189,14 +189,23 @@ With FINAL, decode everything that is left."
          (ready (if (> hold 0) (substring input 0 (- hold)) input)))
     (setf (netproc--st-carry st)
           (if (> hold 0) (substring input (- hold)) ""))
-    (if (or (null coding) (equal ready ""))
-        ready
-      (prog1 (decode-coding-string ready coding t)
+    (cond
+     ((or (null coding) (equal ready "")) ready)
+     ;; Bytes pass through these unchanged, and unibyte, as in Emacs.
+     ((memq coding '(binary no-conversion)) ready)
+     (t
+      (let ((text (decode-coding-string ready coding t)))
         ;; What Emacs learns from the data (the end-of-line format, or
         ;; the coding system itself) becomes the process's decoding.
         (when (or (vectorp (coding-system-eol-type coding))
                   (eq (coding-system-type coding) 'undecided))
-          (setf (netproc--st-decode st) last-coding-system-used))))))
+          (setf (netproc--st-decode st) last-coding-system-used))
+        ;; Decoding plain ASCII hands back the unibyte input, but Emacs
+        ;; gives a filter multibyte text unless the decoding is raw.
+        (if (or (multibyte-string-p text)
+                (eq (coding-system-type coding) 'raw-text))
+            text
+          (string-to-multibyte text)))))))
 
 (defun netproc--deliver (proc st bytes)
   "Decode BYTES for PROC (state ST) and give them to its filter."

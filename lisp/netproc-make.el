@@ -12,6 +12,7 @@
 
 ;;; Code:
 
+(require 'cl-lib)
 (require 'netproc-object)
 (require 'netproc-channel)
 (require 'netproc-io)
@@ -39,8 +40,11 @@
     (error "netproc does not support servers yet")))
 
 (defun netproc--address-form-p (address)
-  "Non-nil if ADDRESS has one of the forms Emacs takes for an address."
-  (or (and (vectorp address) (memq (length address) '(5 9)))
+  "Non-nil if ADDRESS has one of the forms Emacs takes for an address.
+Unlike Emacs, which reads non-integer elements as garbage, netproc wants
+integers in an address vector."
+  (or (and (vectorp address) (memq (length address) '(5 9))
+           (cl-every #'fixnump address))
       (stringp address)
       (and (consp address) (integerp (car address)) (vectorp (cdr address)))))
 
@@ -190,6 +194,14 @@ These are the failures the C library reports before any lookup."
                     (with-current-buffer buffer (point-max)) buffer))
       st)))
 
+(defun netproc--connect-or-forget (st &rest args)
+  "Call `netproc--connect' with ARGS; if it signals, forget ST first."
+  (condition-case err
+      (apply #'netproc--connect args)
+    (error
+     (netproc--forget (netproc--st-proc st))
+     (signal (car err) (cdr err)))))
+
 (defun netproc--start-connect (st target)
   "Ask the engine to connect ST to TARGET."
   (let ((remote (plist-get target :remote)))
@@ -202,7 +214,7 @@ These are the failures the C library reports before any lookup."
                     (cons "Address family not supported by protocol"
                           (netproc--st-contact st)))))
     (setf (netproc--st-conn st)
-          (netproc--connect (netproc--rec-id (netproc--st-proc st))
+          (netproc--connect-or-forget st (netproc--rec-id (netproc--st-proc st))
                             (and (memq (plist-get target :family)
                                      '(ipv4 ipv6))
                                  (plist-get target :family))
