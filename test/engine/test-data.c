@@ -1,0 +1,325 @@
+/* test-data.c -- bytes in both directions, and how streams end.  */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define WAIT_MS 10000
+#define BIG (16u * 1024 * 1024)
+
+/* A position-dependent byte, so a lost, repeated or reordered chunk shows
+   up at its offset.  */
+static guint8
+pattern (guint32 seed, gsize i)
+{
+  guint32 x = (guint32) i * 2654435761u ^ seed ^ (guint32) (i >> 16);
+  return (guint8) (x >> 24);
+}
+
+typedef struct
+{
+  THarness h;
+  int lfd;
+  int peer;
+  NpConn *conn;
+} Pair;
+
+static void
+pair_open (Pair *p, const NpLimits *limits)
+{
+  th_init (&p->h, limits);
+  guint16 port;
+  p->lfd = t_listen_tcp (AF_INET, &port);
+  p->conn = th_connect_tcp (&p->h, 1, "127.0.0.1", port, AF_INET);
+  th_wait (&p->h, 1, NP_EVENT_OPEN, WAIT_MS);
+  p->peer = t_accept (p->lfd, WAIT_MS);
+}
+
+static void
+pair_close (Pair *p)
+{
+  np_conn_close (p->conn);
+  np_conn_unref (p->conn);
+  th_free (&p->h);
+  if (p->peer >= 0)
+    close (p->peer);
+  close (p->lfd);
+}
+
+/* The peer side of the big transfer: writes pattern A, reads and checks
+   pattern B, both at once, then closes.  */
+typedef struct
+{
+  int fd;
+  gsize bad_at;          /* first wrong offset, or G_MAXSIZE */
+  gsize got;
+} BigPeer;
+
+static void *
+big_peer (void *data)
+{
+  BigPeer *bp = data;
+  guint8 *out = g_malloc (BIG);
+  for (gsize i = 0; i < BIG; i++)
+    out[i] = pattern (0xA, i);
+  guint8 in[65536];
+  gsize sent = 0;
+  bp->bad_at = G_MAXSIZE;
+  t_set_nonblock (bp->fd);
+  while (sent < BIG || bp->got < BIG)
+    {
+      struct pollfd pfd = { .fd = bp->fd,
+                            .events = (bp->got < BIG ? POLLIN : 0)
+                                      | (sent < BIG ? POLLOUT : 0) };
+      if (poll (&pfd, 1, WAIT_MS) <= 0)
+        break;
+      if (sent < BIG && (pfd.revents & POLLOUT))
+        {
+          ssize_t n = send (bp->fd, out + sent, BIG - sent, MSG_NOSIGNAL);
+          if (n > 0)
+            sent += (gsize) n;
+        }
+      if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+        {
+          ssize_t n = recv (bp->fd, in, sizeof in, 0);
+          if (n <= 0 && errno != EAGAIN)
+            break;
+          for (ssize_t i = 0; i < n; i++)
+            if (in[i] != pattern (0xB, bp->got + (gsize) i)
+                && bp->bad_at == G_MAXSIZE)
+              bp->bad_at = bp->got + (gsize) i;
+          if (n > 0)
+            bp->got += (gsize) n;
+        }
+    }
+  g_free (out);
+  shutdown (bp->fd, SHUT_WR);
+  return NULL;
+}
+
+static void
+test_transfer_16mib_both_ways (void)
+{
+  Pair p;
+  pair_open (&p, NULL);
+  BigPeer bp = { .fd = p.peer };
+  pthread_t thread;
+  pthread_create (&thread, NULL, big_peer, &bp);
+
+  guint8 chunk[65536];
+  gsize sent = 0;
+  gint64 deadline = t_now_ms () + 60000;
+  while (!th_find (&p.h, 1, NP_EVENT_CLOSED))
+    {
+      if (t_now_ms () > deadline)
+        T_FAIL ("transfer stalled: sent %zu, received %zu; %s", sent,
+                th_data_len (&p.h, 1), th_describe (&p.h));
+      while (sent < BIG && np_conn_queued (p.conn) < p.h.limits.out_high)
+        {
+          for (gsize i = 0; i < sizeof chunk; i++)
+            chunk[i] = pattern (0xB, sent + i);
+          gsize queued = np_conn_send (p.conn, chunk, sizeof chunk);
+          T_ASSERT (queued > 0);
+          sent += sizeof chunk;
+        }
+      th_pump (&p.h, 10);
+    }
+  pthread_join (thread, NULL);
+
+  T_EQ (BIG, bp.got);
+  T_EQ (G_MAXSIZE, bp.bad_at);
+  GByteArray *in = th_data (&p.h, 1);
+  T_EQ (BIG, in->len);
+  for (gsize i = 0; i < in->len; i++)
+    if (in->data[i] != pattern (0xA, i))
+      T_FAIL ("received byte %zu: expected %u, got %u", i,
+              pattern (0xA, i), in->data[i]);
+  g_byte_array_unref (in);
+  NpEvent *closed = th_find (&p.h, 1, NP_EVENT_CLOSED);
+  T_EQ (0, closed->code);
+  th_check_order (&p.h, 1);
+  T_EQ (0, np_conn_queued (p.conn));
+  pair_close (&p);
+}
+
+static void
+test_peer_close_after_data (void)
+{
+  Pair p;
+  pair_open (&p, NULL);
+  gsize n = 300000;
+  guint8 *buf = g_malloc (n);
+  for (gsize i = 0; i < n; i++)
+    buf[i] = pattern (1, i);
+  t_write_all (p.peer, buf, n);
+  close (p.peer);
+  p.peer = -1;
+
+  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (0, closed->code);
+  T_ASSERT (closed->message == NULL);
+  T_EQ (1, th_count (&p.h, 1, NP_EVENT_CLOSED));
+  th_check_order (&p.h, 1);
+  GByteArray *in = th_data (&p.h, 1);
+  T_EQ (n, in->len);
+  T_ASSERT (memcmp (in->data, buf, n) == 0);
+  g_byte_array_unref (in);
+  g_free (buf);
+
+  /* Output after CLOSED is dropped.  */
+  T_EQ (0, np_conn_send (p.conn, "late", 4));
+  T_EQ (0, np_conn_queued (p.conn));
+  pair_close (&p);
+}
+
+static void
+reset_close (int fd)
+{
+  struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+  setsockopt (fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close (fd);
+}
+
+/* Linux reports a reset to the next recv() as ECONNRESET.  */
+static void
+test_peer_reset (void)
+{
+  Pair p;
+  pair_open (&p, NULL);
+  reset_close (p.peer);
+  p.peer = -1;
+  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (ECONNRESET, closed->code);
+  T_STREQ ("Connection reset by peer", closed->message);
+  th_check_order (&p.h, 1);
+  pair_close (&p);
+}
+
+/* Writing into a reset connection: one CLOSED, EPIPE or ECONNRESET
+   depending on whether the read or the write sees it first.  */
+static void
+test_write_after_peer_reset (void)
+{
+  Pair p;
+  pair_open (&p, NULL);
+  np_conn_set_paused (p.conn, TRUE);  /* only the write path may see it */
+  reset_close (p.peer);
+  p.peer = -1;
+  guint8 chunk[65536] = { 0 };
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  while (!th_find (&p.h, 1, NP_EVENT_CLOSED) && t_now_ms () < deadline)
+    {
+      np_conn_send (p.conn, chunk, sizeof chunk);
+      th_pump (&p.h, 10);
+    }
+  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, 1);
+  if (closed->code != EPIPE && closed->code != ECONNRESET)
+    T_FAIL ("CLOSED code: expected EPIPE or ECONNRESET, got %d",
+            closed->code);
+  T_EQ (0, np_conn_send (p.conn, chunk, sizeof chunk));
+  th_pump (&p.h, 200);
+  T_EQ (1, th_count (&p.h, 1, NP_EVENT_CLOSED));
+  th_check_order (&p.h, 1);
+  pair_close (&p);
+}
+
+static void
+test_shutdown_write (void)
+{
+  Pair p;
+  pair_open (&p, NULL);
+  T_EQ (5, np_conn_send (p.conn, "hello", 5));
+  np_conn_shutdown_write (p.conn);
+
+  char buf[16];
+  T_EQ (5, t_read_full (p.peer, buf, sizeof buf, WAIT_MS));
+  T_ASSERT (memcmp (buf, "hello", 5) == 0);
+  T_EQ (0, recv (p.peer, buf, sizeof buf, 0));  /* EOF */
+
+  /* Reading goes on.  */
+  t_write_all (p.peer, "after", 5);
+  th_wait_data (&p.h, 1, 5, WAIT_MS);
+  GByteArray *in = th_data (&p.h, 1);
+  T_ASSERT (memcmp (in->data, "after", 5) == 0);
+  g_byte_array_unref (in);
+  T_ASSERT (th_find (&p.h, 1, NP_EVENT_CLOSED) == NULL);
+
+  close (p.peer);
+  p.peer = -1;
+  T_EQ (0, th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS)->code);
+  th_check_order (&p.h, 1);
+  pair_close (&p);
+}
+
+/* Output and a half close asked for while still connecting take effect
+   once open, in that order.  */
+static void
+test_send_and_shutdown_before_open (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  NpConn *conn = th_connect_tcp (&h, 1, "localhost", port, AF_INET);
+  np_conn_send (conn, "early ", 6);
+  np_conn_send (conn, "bytes", 5);
+  np_conn_shutdown_write (conn);
+  int peer = t_accept (lfd, WAIT_MS);
+  char buf[32];
+  T_EQ (11, t_read_full (peer, buf, sizeof buf, WAIT_MS));
+  T_ASSERT (memcmp (buf, "early bytes", 11) == 0);
+  th_wait (&h, 1, NP_EVENT_OPEN, WAIT_MS);
+  np_conn_close (conn);
+  np_conn_unref (conn);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+}
+
+static void
+test_send_returns_queued (void)
+{
+  Pair p;
+  pair_open (&p, NULL);
+  /* Paused peer: nothing is read, so the kernel buffers fill and the
+     queue shows what is left.  */
+  guint8 chunk[65536] = { 0 };
+  gsize total = 0, last = 0;
+  for (int i = 0; i < 200; i++)
+    {
+      last = np_conn_send (p.conn, chunk, sizeof chunk);
+      total += sizeof chunk;
+      T_ASSERT (last > 0);
+      T_LE (last, total);
+    }
+  T_GE (np_conn_queued (p.conn), 1);
+  /* Now read it all: the queue empties.  */
+  guint8 *sink = g_malloc (total);
+  T_EQ (total, t_read_full (p.peer, sink, total, WAIT_MS));
+  g_free (sink);
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  while (np_conn_queued (p.conn) > 0 && t_now_ms () < deadline)
+    th_pump (&p.h, 10);
+  T_EQ (0, np_conn_queued (p.conn));
+  pair_close (&p);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const TCase cases[] = {
+    { "data/transfer-16mib-both-ways", test_transfer_16mib_both_ways },
+    { "data/peer-close-after-data", test_peer_close_after_data },
+    { "data/peer-reset", test_peer_reset },
+    { "data/write-after-peer-reset", test_write_after_peer_reset },
+    { "data/shutdown-write", test_shutdown_write },
+    { "data/send-and-shutdown-before-open",
+      test_send_and_shutdown_before_open },
+    { "data/send-returns-queued", test_send_returns_queued },
+  };
+  return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
+}
