@@ -1,0 +1,1262 @@
+;;; netproc-client-tests.el --- Differential tests of netproc stream clients  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; Every test here is a scenario written once with the builtin names
+;; and run against the builtin and against netproc (see
+;; `netproc-test-deftest' in netproc-test-lib.el).  The peer is a
+;; builtin server in the same Emacs or a small perl program; all
+;; traffic stays on 127.0.0.1, ::1 or Unix sockets in a temporary
+;; directory.
+;;
+;; Builtin defects are never exercised in this Emacs: no
+;; `process-exit-status' while a process is in `connect' (SIGSEGV in
+;; 28.2), no second write to a dead peer (SIGPIPE).  The netproc-only
+;; tests at the end cover netproc's side of those.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'ert)
+(require 'netproc-test-lib)
+
+;;;; Helpers (side-aware, so they may be called from scenario bodies)
+
+(defun netproc-test-note-state (label proc)
+  "Record (:state LABEL STATUS EXIT LIVE COMMAND IN-LIST) for PROC.
+The exit status is not asked while PROC is in `connect'."
+  (let ((status (netproc-test-call 'process-status proc)))
+    (netproc-test-note
+     :state label status
+     (if (eq status 'connect)
+         :not-asked
+       (netproc-test-call 'process-exit-status proc))
+     (netproc-test-call 'process-live-p proc)
+     (netproc-test-call 'process-command proc)
+     (and (memq proc (netproc-test-call 'process-list)) t))))
+
+(defun netproc-test-note-accessors (proc)
+  "Record what the accessors of PROC return."
+  (netproc-test-note
+   :accessors
+   (netproc-test-call 'process-name proc)
+   (netproc-test-call 'process-type proc)
+   (netproc-test-call 'process-id proc)
+   (netproc-test-call 'process-command proc)
+   (netproc-test-call 'process-buffer proc)
+   (netproc-test-call 'process-mark proc)
+   (netproc-test-call 'process-plist proc)
+   (netproc-test-call 'process-query-on-exit-flag proc)
+   (netproc-test-call 'process-coding-system proc)
+   (netproc-test-call 'process-filter-multibyte-p proc)
+   (netproc-test-call 'process-filter proc)
+   (netproc-test-call 'process-sentinel proc)
+   (netproc-test-call 'process-datagram-address proc)))
+
+(defun netproc-test-filter-data (&optional proc-name)
+  "Return the data the recording filters got so far, concatenated.
+Only calls for the process named PROC-NAME count, if given."
+  (apply #'concat
+         (mapcar (lambda (e) (nth 2 e))
+                 (cl-remove-if-not
+                  (lambda (e)
+                    (and (memq (car e) '(:filter :chunk))
+                         (or (null proc-name)
+                             (equal (netproc-test-object-name (nth 1 e))
+                                    proc-name))))
+                  (reverse netproc-test--trace)))))
+
+(defun netproc-test-seen-p (tag &optional value)
+  "Return non-nil if the trace has an entry TAG (whose 3rd element is VALUE)."
+  (cl-find-if (lambda (e) (and (eq (car e) tag)
+                               (or (null value) (equal (nth 2 e) value))))
+              netproc-test--trace))
+
+(defmacro netproc-test--def-connect (name doc family &rest args)
+  "Define NAME: a blocking connect to a FAMILY peer with ARGS, then delete.
+DOC is the test's docstring.  ARGS may refer to the variable `peer'."
+  (declare (indent 3) (doc-string 2))
+  `(netproc-test-deftest ,name ()
+     ,doc
+     (let* ((peer (netproc-test-peer-start :family ',family))
+            (p (make-network-process :name "c" ,@args
+                                     :filter #'netproc-test-filter
+                                     :sentinel #'netproc-test-sentinel)))
+       (netproc-test-note-state "created" p)
+       (netproc-test-note :contact (process-contact p))
+       (netproc-test-note :contact-t (process-contact p t))
+       (netproc-test-note :contact-keys (process-contact p :remote)
+                          (process-contact p :local) (process-contact p :host)
+                          (process-contact p :service) (process-contact p :family))
+       (netproc-test-peer-conn peer)
+       (netproc-test-peer-send peer "ping")
+       (netproc-test-wait-for (equal (netproc-test-filter-data) "ping"))
+       (process-send-string p "pong")
+       (netproc-test-note :peer-got
+                          (netproc-test-peer-wait-received
+                           peer (lambda (d) (equal d "pong"))))
+       (delete-process p)
+       (netproc-test-note-state "deleted" p)
+       (netproc-test-peer-wait-closed peer)
+       (netproc-test-note :peer (netproc-test-peer-messages peer)))))
+
+;;;; Blocking connect
+
+(netproc-test-deftest netproc-test-client-blocking-connect ()
+  "A blocking IPv4 connect: status, accessors, contact forms, no sentinel."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :sentinel #'netproc-test-sentinel
+                                  :filter #'netproc-test-filter)))
+    (netproc-test-note :processp (processp p) (processp "c") (processp nil))
+    (netproc-test-note-state "created" p)
+    (netproc-test-note-accessors p)
+    (netproc-test-note :contact (process-contact p))
+    (netproc-test-note :contact-t (process-contact p t))
+    (netproc-test-note :contact-keys (process-contact p :remote)
+                       (process-contact p :local) (process-contact p :host)
+                       (process-contact p :name) (process-contact p :foo))
+    (netproc-test-note :contact-no-block (process-contact p t t)
+                       (process-contact p nil t) (process-contact p :service t))
+    (netproc-test-note-try :set-datagram-address
+      (set-process-datagram-address p (vector 127 0 0 1 9)))
+    (netproc-test-note :status-by-name (process-status "c")
+                       (process-status "no-such-netproc-test"))
+    (netproc-test-note :get (eq (get-process "c") p)
+                       (get-process "no-such-netproc-test"))
+    (netproc-test-note :list (netproc-test-names (process-list)))
+    (netproc-test-peer-conn peer)
+    (netproc-test-settle 0.1)
+    (netproc-test-note :peer (netproc-test-peer-messages peer))
+    (netproc-test-peer-send peer "hello")
+    (netproc-test-wait-for (equal (netproc-test-filter-data) "hello"))
+    (netproc-test-note-state "after data" p)
+    (delete-process p)
+    (netproc-test-note-state "deleted" p)
+    (netproc-test-note :list (netproc-test-names (process-list)))
+    (netproc-test-note :get (get-process "c"))
+    (netproc-test-note :contact-after (process-contact p t))))
+
+(netproc-test-deftest netproc-test-client-list-order ()
+  "The process list is newest first; deleted ones leave it at once."
+  (let* ((peer (netproc-test-peer-start))
+         (a (make-network-process :name "a" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)))
+         (b (make-network-process :name "b" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer))))
+    (netproc-test-note :list (netproc-test-names (process-list)))
+    (delete-process a)
+    (netproc-test-note :list (netproc-test-names (process-list)))
+    (delete-process b)
+    (netproc-test-note :list (netproc-test-names (process-list)))))
+
+(netproc-test--def-connect netproc-test-client-connect-no-host
+  "A client without `:host' connects to 127.0.0.1."
+  ipv4 :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-host-local
+  "`:host' `local' means 127.0.0.1 and stays a symbol in the contact."
+  ipv4 :host 'local :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-family-ipv4
+  "`:family' `ipv4' with a numeric host."
+  ipv4 :host "127.0.0.1" :family 'ipv4 :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-service-string
+  "`:service' given as a string of digits."
+  ipv4 :host "127.0.0.1"
+  :service (number-to-string (netproc-test-peer-port peer)))
+
+(netproc-test--def-connect netproc-test-client-connect-family-2
+  "`:family' given as the integer AF_INET."
+  ipv4 :host "127.0.0.1" :family 2 :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-ipv6
+  "An IPv6 connect to ::1 without `:family'."
+  ipv6 :host "::1" :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-family-ipv6
+  "An IPv6 connect with `:family' `ipv6' and no host."
+  ipv6 :family 'ipv6 :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-ipv6-host-local
+  "`:host' `local' with `:family' `ipv6' means ::1."
+  ipv6 :host 'local :family 'ipv6 :service (netproc-test-peer-port peer))
+
+(netproc-test--def-connect netproc-test-client-connect-remote-ipv4
+  "`:remote' given as an IPv4 vector overrides host and service."
+  ipv4 :remote (vector 127 0 0 1 (netproc-test-peer-port peer))
+  :host 42 :service 'junk)
+
+(netproc-test--def-connect netproc-test-client-connect-remote-ipv6
+  "`:remote' given as an IPv6 vector."
+  ipv6 :remote (vector 0 0 0 0 0 0 0 1 (netproc-test-peer-port peer)))
+
+(netproc-test--def-connect netproc-test-client-connect-local
+  "A Unix socket client with `:family' `local'."
+  local :family 'local :service (netproc-test-peer-path peer))
+
+(netproc-test--def-connect netproc-test-client-connect-remote-path
+  "`:remote' given as a path means a Unix socket."
+  local :remote (netproc-test-peer-path peer))
+
+(netproc-test--def-connect netproc-test-client-connect-local-with-host
+  "`:family' `local' drops `:host' from the contact."
+  local :family 'local :host "127.0.0.1" :service (netproc-test-peer-path peer))
+
+(netproc-test-deftest netproc-test-client-no-arguments ()
+  "Called without arguments, the constructor returns nil."
+  (netproc-test-note-try :make (make-network-process)))
+
+(netproc-test-deftest netproc-test-client-name-uniqueness ()
+  "Names are made unique with <1>, <2>; the empty name works."
+  (let* ((peer (netproc-test-peer-start))
+         (port (netproc-test-peer-port peer))
+         (a (make-network-process :name "dup" :host "127.0.0.1" :service port))
+         (b (make-network-process :name "dup" :host "127.0.0.1" :service port))
+         (c (make-network-process :name "dup" :host "127.0.0.1" :service port))
+         (e (make-network-process :name "" :host "127.0.0.1" :service port)))
+    (netproc-test-note :names (process-name a) (process-name b)
+                       (process-name c) (process-name e))
+    (netproc-test-note :contact-names (process-contact a :name)
+                       (process-contact b :name))
+    (delete-process b)
+    (let ((d (make-network-process :name "dup" :host "127.0.0.1" :service port)))
+      (netproc-test-note :reused (process-name d))
+      (netproc-test-note :list (netproc-test-names (process-list)))
+      (mapc #'delete-process (list a c d e)))))
+
+;;;; :nowait
+
+(netproc-test-deftest netproc-test-client-nowait-success ()
+  "`:nowait' success: connect then open, one \"open\\n\" sentinel call."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "nw" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :nowait t :sentinel #'netproc-test-sentinel
+                                  :filter #'netproc-test-filter)))
+    (netproc-test-note :created (process-status p) (process-command p)
+                       (process-live-p p))
+    (netproc-test-note :sequence (netproc-test-status-sequence p))
+    (netproc-test-wait-for (netproc-test-seen-p :sentinel))
+    (netproc-test-note-state "connected" p)
+    (netproc-test-note :contact-t (process-contact p t))
+    (netproc-test-note :contact-no-block (process-contact p :remote t))
+    (netproc-test-peer-conn peer)
+    (netproc-test-peer-send peer "data")
+    (netproc-test-wait-for (equal (netproc-test-filter-data) "data"))
+    (delete-process p)
+    (netproc-test-note-state "deleted" p)))
+
+(netproc-test-deftest netproc-test-client-nowait-contact-blocks ()
+  "While connecting, the blocking `process-contact' waits for the socket."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "nw2" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :nowait t :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :local (process-contact p :local))
+    (netproc-test-note :remote (process-contact p :remote))
+    (netproc-test-wait-for (netproc-test-seen-p :sentinel))
+    (netproc-test-note-state "connected" p)
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-nowait-send-early ()
+  "Sending right after a `:nowait' connect waits for the connection."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "nw3" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :nowait t :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :created (process-status p))
+    (netproc-test-note-try :send (process-send-string p "early data"))
+    (netproc-test-note :after-send (process-status p))
+    (netproc-test-note :peer-got
+                       (netproc-test-peer-wait-received
+                        peer (lambda (d) (equal d "early data"))))
+    (netproc-test-settle 0.1)
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-nowait-refused ()
+  "`:nowait' refused: failed, \"failed with code 111\\n\", exit status 111."
+  (let* ((port (netproc-test-refused-port))
+         (p (make-network-process :name "nwr" :host "127.0.0.1" :service port
+                                  :nowait t :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :created (process-status p) (process-live-p p))
+    (netproc-test-note :sequence (netproc-test-status-sequence p))
+    (netproc-test-wait-for (netproc-test-seen-p :sentinel))
+    (netproc-test-settle 0.1)
+    (netproc-test-note-state "failed" p)
+    (netproc-test-note :contact-t (process-contact p t))
+    (netproc-test-note-try :send (process-send-string p "x"))
+    (netproc-test-note-try :send-eof (process-send-eof p))
+    (delete-process p)
+    (netproc-test-note-state "deleted" p)
+    (netproc-test-note :list (netproc-test-names (process-list)))))
+
+(netproc-test-deftest netproc-test-client-nowait-refused-send-early ()
+  "Sending at once on a refused `:nowait' connect: sentinel, then an error."
+  (let* ((port (netproc-test-refused-port))
+         (p (make-network-process :name "nwr2" :host "127.0.0.1" :service port
+                                  :nowait t :sentinel #'netproc-test-sentinel))
+         q)
+    (netproc-test-note-try :send (process-send-string p "x"))
+    (netproc-test-note :status (process-status p))
+    (setq q (make-network-process :name "nwr3" :host "127.0.0.1" :service port
+                                  :nowait t :sentinel #'netproc-test-sentinel))
+    (netproc-test-note-try :send-eof (process-send-eof q))
+    (netproc-test-note :status (process-status q))
+    (netproc-test-settle 0.1)
+    (delete-process p)
+    (delete-process q)))
+
+(netproc-test-deftest netproc-test-client-nowait-delete-while-connecting ()
+  "Deleting a `:nowait' process while it connects: \"deleted\\n\", nothing later."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "nwd" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :nowait t :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :status (process-status p))
+    (netproc-test-note :before-delete)
+    (delete-process p)
+    (netproc-test-note :after-delete)
+    (netproc-test-note-state "deleted" p)
+    (netproc-test-settle 0.3)
+    (netproc-test-note-state "later" p)))
+
+(netproc-test-deftest netproc-test-client-nowait-stop ()
+  "`:stop t :nowait t': status stop, \"open\\n\" still delivered."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "nws" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :nowait t :stop t
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :created (process-status p) (process-command p))
+    (netproc-test-wait-for (netproc-test-seen-p :sentinel))
+    (netproc-test-note :connected (process-status p) (process-command p))
+    (continue-process p)
+    (netproc-test-note :continued (process-status p) (process-command p))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-nowait-local ()
+  "`:nowait' to an existing Unix socket: connect then open."
+  (let* ((peer (netproc-test-peer-start :family 'local))
+         (p (make-network-process :name "nwl" :family 'local
+                                  :service (netproc-test-peer-path peer)
+                                  :nowait t :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :created (process-status p))
+    (netproc-test-note :sequence (netproc-test-status-sequence p))
+    (netproc-test-wait-for (netproc-test-seen-p :sentinel))
+    (netproc-test-note-state "connected" p)
+    (netproc-test-note :contact-t (process-contact p t))
+    (delete-process p)))
+
+;;;; Failures
+
+(netproc-test-deftest netproc-test-client-blocking-refused ()
+  "A blocking refused connect signals file-error with the contact."
+  (let ((port (netproc-test-refused-port)))
+    (netproc-test-note-try :make
+      (make-network-process :name "br" :host "127.0.0.1" :service port
+                            :buffer "br-buf" :sentinel #'netproc-test-sentinel))
+    (netproc-test-note :buffer-left (buffer-live-p (get-buffer "br-buf")))
+    (netproc-test-note :list (netproc-test-names (process-list)))
+    (netproc-test-note :get (get-process "br"))))
+
+(netproc-test-deftest netproc-test-client-blocking-refused-ipv6 ()
+  "A blocking refused connect to ::1."
+  (let ((port (netproc-test-refused-port 'ipv6)))
+    (netproc-test-note-try :make
+      (make-network-process :name "br6" :host "::1" :service port))
+    (netproc-test-note-try :make-family
+      (make-network-process :name "br6" :family 'ipv6 :service port))))
+
+(netproc-test-deftest netproc-test-client-service-name ()
+  "A service name is resolved (\"http\" is port 80, nothing listens)."
+  (netproc-test-note-try :make
+    (make-network-process :name "h" :host "127.0.0.1" :service "http"))
+  (netproc-test-note-try :unknown
+    (make-network-process :name "h" :host "127.0.0.1"
+                          :service "no-such-service")))
+
+(netproc-test-deftest netproc-test-client-local-missing ()
+  "A Unix socket path that does not exist, blocking and `:nowait'."
+  (let* ((dir (netproc-test-tmpdir))
+         (path (expand-file-name "missing" dir))
+         (file (expand-file-name "plain" dir)))
+    (netproc-test-note-try :blocking
+      (make-network-process :name "lm" :family 'local :service path
+                            :sentinel #'netproc-test-sentinel))
+    (let ((r (netproc-test-try
+               (make-network-process :name "lmn" :family 'local :service path
+                                     :nowait t
+                                     :sentinel #'netproc-test-sentinel))))
+      (netproc-test-note :nowait (if (processp (cadr r)) :made r))
+      (when (processp (cadr r))
+        (let ((p (cadr r)))
+          (netproc-test-note-state "made" p)
+          (netproc-test-note :contact-no-block (process-contact p t t))
+          (netproc-test-settle 0.2)
+          (netproc-test-note-state "later" p)
+          (delete-process p))))
+    (write-region "" nil file nil 'silent)
+    (netproc-test-note-try :plain-file
+      (make-network-process :name "lf" :family 'local :service file))))
+
+(netproc-test-deftest netproc-test-client-unresolvable ()
+  "An unresolvable name: blocking error; `:nowait' fails without sentinel."
+  (netproc-test-note-try :blocking
+    (make-network-process :name "dns" :host "no-such-host.invalid"
+                          :service 80))
+  (let ((p (make-network-process :name "dnsn" :host "no-such-host.invalid"
+                                 :service 80 :nowait t
+                                 :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note :created (process-status p))
+    (netproc-test-note :sequence (netproc-test-status-sequence p))
+    (netproc-test-settle 0.3)
+    (netproc-test-note-state "failed" p)
+    (netproc-test-note :contact-t (process-contact p t))
+    (netproc-test-note-try :send (process-send-string p "x"))
+    (delete-process p)))
+
+;;;; Buffers and the default filter and sentinel
+
+(netproc-test-deftest netproc-test-client-buffer-default-filter ()
+  "The default filter inserts at the mark, before markers (PRE| example)."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c1" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :buffer "c1-buf")))
+    (netproc-test-note :buffer (process-buffer p) (process-mark p)
+                       (buffer-live-p (get-buffer "c1-buf")))
+    (netproc-test-note :contact-buffer (process-contact p :buffer))
+    (with-current-buffer "c1-buf"
+      (insert "PRE|")
+      (set-marker (process-mark p) 2)
+      (goto-char 2)
+      (let ((m (copy-marker 2)) (m2 (copy-marker 2 t)))
+        (netproc-test-peer-send peer "abc")
+        (netproc-test-wait-for (> (buffer-size) 4))
+        (netproc-test-note :after (buffer-string) (point)
+                           (marker-position (process-mark p))
+                           (marker-position m) (marker-position m2))
+        (goto-char (point-max))
+        (setq buffer-read-only t)
+        (narrow-to-region 1 2)
+        (netproc-test-peer-send peer "XY")
+        (netproc-test-wait-for (> (buffer-size) 7))
+        (netproc-test-note :read-only-narrowed
+                           (save-restriction (widen) (buffer-string))
+                           (point-min) (point-max) buffer-read-only)
+        (widen)
+        (setq buffer-read-only nil)))
+    (set-process-buffer p nil)
+    (netproc-test-note :unset (process-buffer p) (process-contact p :buffer))
+    (netproc-test-peer-send peer "lost")
+    (netproc-test-settle 0.2)
+    (netproc-test-note :buffer-after (with-current-buffer "c1-buf" (buffer-string)))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-buffer-object ()
+  "A buffer object as `:buffer'; a killed buffer is accepted."
+  (let* ((peer (netproc-test-peer-start))
+         (buf (get-buffer-create "c2-buf"))
+         (dead (generate-new-buffer "c2-dead"))
+         (p (make-network-process :name "c2" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :buffer buf)))
+    (netproc-test-note :buffer (process-buffer p) (process-mark p))
+    (kill-buffer dead)
+    (let ((q (netproc-test-try
+               (make-network-process :name "c3" :host "127.0.0.1"
+                                     :service (netproc-test-peer-port peer)
+                                     :buffer dead))))
+      (netproc-test-note :killed-buffer
+                         (if (processp (cadr q))
+                             (list (process-buffer (cadr q)) (process-mark (cadr q)))
+                           q))
+      (when (processp (cadr q)) (delete-process (cadr q))))
+    (netproc-test-peer-send peer "x")
+    (netproc-test-wait-for (> (buffer-size buf) 0))
+    (netproc-test-note :contents (with-current-buffer buf (buffer-string)))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-default-sentinel-text ()
+  "The default sentinel writes \"Process NAME MSG\" into the buffer."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "dcli" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :buffer "dcli-buf"))
+         (q (make-network-process :name "dcli2" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :buffer "dcli2-buf")))
+    (netproc-test-peer-send peer "data\n")
+    (netproc-test-wait-for (> (buffer-size (get-buffer "dcli-buf")) 0))
+    (netproc-test-peer-close peer)
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-note :closed-by-peer
+                       (with-current-buffer "dcli-buf" (buffer-string)))
+    (delete-process p)
+    (netproc-test-note :after-delete-closed
+                       (with-current-buffer "dcli-buf" (buffer-string)))
+    (delete-process q)
+    (netproc-test-note :deleted
+                       (with-current-buffer "dcli2-buf" (buffer-string)))))
+
+(netproc-test-deftest netproc-test-client-kill-buffer ()
+  "Killing a connection's buffer deletes it; the buffer is live in the sentinel."
+  (let* ((kill-buffer-query-functions nil)
+         (peer (netproc-test-peer-start))
+         (p (make-network-process
+             :name "kb" :host "127.0.0.1" :service (netproc-test-peer-port peer)
+             :buffer "kb-buf"
+             :sentinel (lambda (proc msg)
+                         (netproc-test-note :sentinel proc msg
+                                            (process-status proc)
+                                            (buffer-live-p (process-buffer proc)))))))
+    (netproc-test-peer-conn peer)
+    (kill-buffer "kb-buf")
+    (netproc-test-note-state "after kill-buffer" p)
+    (netproc-test-note :buffer (process-buffer p))
+    (netproc-test-peer-wait-closed peer)
+    (netproc-test-note :peer (netproc-test-peer-messages peer))))
+
+;;;; Closing
+
+(netproc-test-deftest netproc-test-client-peer-closes ()
+  "The peer closes: data first, then \"connection broken by remote peer\\n\"."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-send peer "last words")
+    (netproc-test-peer-close peer)
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-settle 0.1)
+    (netproc-test-note-state "closed" p)
+    (netproc-test-note :get (get-process "c"))
+    (netproc-test-note :contact-t (process-contact p t))
+    (netproc-test-note-try :send (process-send-string p "x"))
+    (netproc-test-note-try :send-eof (process-send-eof p))
+    (netproc-test-note-try :send-region
+      (with-temp-buffer (insert "abc") (process-send-region p 1 3)))
+    (netproc-test-note :before-delete)
+    (delete-process p)
+    (netproc-test-note-state "deleted" p)))
+
+(netproc-test-deftest netproc-test-client-peer-closes-kept ()
+  "With `delete-exited-processes' nil a closed connection stays listed."
+  (let* ((delete-exited-processes nil)
+         (peer (netproc-test-peer-start))
+         (p (make-network-process :name "k" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-close peer)
+    (netproc-test-wait-for (netproc-test-seen-p :sentinel))
+    (netproc-test-note-state "closed" p)
+    (delete-process p)
+    (netproc-test-note-state "deleted" p)))
+
+(netproc-test-deftest netproc-test-client-peer-resets ()
+  "The peer resets the connection: same sentinel as a close."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "r" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-conn peer)
+    (netproc-test-peer-reset peer)
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-settle 0.1)
+    (netproc-test-note-state "reset" p)
+    (netproc-test-note-try :send (process-send-string p "x"))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-delete ()
+  "Deleting: \"deleted\\n\" synchronously, exit 0; again: no sentinel."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "d" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-conn peer)
+    (process-send-string p "bye")
+    (netproc-test-note :before-delete)
+    (netproc-test-note-try :delete (delete-process p))
+    (netproc-test-note :after-delete)
+    (netproc-test-note-state "deleted" p)
+    (netproc-test-note :list (netproc-test-names (process-list)))
+    (netproc-test-note-try :delete-again (delete-process p))
+    (netproc-test-note-state "deleted again" p)
+    (netproc-test-peer-wait-closed peer)
+    (netproc-test-note :peer-got (netproc-test-peer-received peer))
+    (netproc-test-note :peer (netproc-test-peer-messages peer))
+    (netproc-test-settle 0.1)))
+
+(netproc-test-deftest netproc-test-client-delete-by-name ()
+  "The delete function accepts a name; the exit status of a closed one resets to 0."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "dn" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :sentinel #'netproc-test-sentinel))
+         (q (make-network-process :name "dq" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note-try :delete-by-name (delete-process "dn"))
+    (netproc-test-note-state "deleted" p)
+    (netproc-test-peer-close peer 1)
+    (netproc-test-wait-for (eq (process-status q) 'closed))
+    (netproc-test-note-state "closed" q)
+    (delete-process q)
+    (netproc-test-note-state "deleted after close" q)))
+
+(netproc-test-deftest netproc-test-client-send-eof-perl ()
+  "Half close: the peer still answers after EOF; later sends vanish."
+  (let* ((port (netproc-test-perl-peer netproc-test-perl-answer-after-eof))
+         (p (make-network-process :name "c9" :host "127.0.0.1" :service port
+                                  :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (process-send-string p "12345")
+    (netproc-test-note-try :send-eof (eq (process-send-eof p) p))
+    (netproc-test-note :status (process-status p))
+    (netproc-test-note-try :send-after (process-send-string p "after-eof"))
+    (netproc-test-note :status (process-status p))
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-settle 0.1)
+    (netproc-test-note-state "closed" p)
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-send-eof-by-name ()
+  "The send-eof function returns its argument, a name or an object."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c8" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-conn peer)
+    (process-send-string p "before-eof")
+    (netproc-test-note-try :by-name (process-send-eof "c8"))
+    (netproc-test-note :status (process-status p))
+    (netproc-test-note :peer-got
+                       (netproc-test-peer-wait-received
+                        peer (lambda (d) (equal d "before-eof"))))
+    (netproc-test-peer-wait-closed peer)
+    (netproc-test-note :peer (netproc-test-peer-messages peer))
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-note-state "closed" p)
+    (delete-process p)))
+
+;;;; Data
+
+(defconst netproc-test-coding-rows
+  '(nil utf-8 utf-8-unix utf-8-dos latin-1 binary raw-text no-conversion
+        undecided (latin-1 . utf-8))
+  "Values of `:coding' tried against the bytes \"a\\303\\251b\\r\\nc\".")
+
+(netproc-test-deftest netproc-test-client-coding-table ()
+  "Decoding for every `:coding' row of the reference table."
+  (with-suppressed-warnings ((obsolete process-filter-multibyte-p
+                                       set-process-filter-multibyte))
+    (let ((peer (netproc-test-peer-start)) (n 0))
+      (dolist (coding netproc-test-coding-rows)
+        (let* ((name (format "c3-%d" n))
+               (p (apply #'make-network-process
+                         :name name :host "127.0.0.1"
+                         :service (netproc-test-peer-port peer)
+                         :filter #'netproc-test-filter
+                         (and coding (list :coding coding)))))
+          (netproc-test-note :row coding (process-coding-system p))
+          (netproc-test-peer-send peer "a\303\251b\r\nc" n)
+          (netproc-test-wait-for
+           (string-suffix-p "c" (netproc-test-filter-data name)))
+          (netproc-test-note :after coding (process-coding-system p)
+                             (process-filter-multibyte-p p))
+          (delete-process p)
+          (netproc-test-peer-wait-closed peer n)
+          (setq n (1+ n)))))))
+
+(netproc-test-deftest netproc-test-client-split-multibyte ()
+  "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c4" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :coding 'utf-8
+                                  :filter #'netproc-test-chunk-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-send peer "a\303")
+    (netproc-test-wait-for (equal (netproc-test-filter-data) "a"))
+    (netproc-test-settle 0.1)
+    (netproc-test-peer-send peer "\251z")
+    (netproc-test-wait-for (string-suffix-p "z" (netproc-test-filter-data)))
+    (netproc-test-peer-send peer "\303")
+    (netproc-test-settle 0.1)
+    (netproc-test-peer-close peer)
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-settle 0.1)
+    (netproc-test-note :all (netproc-test-filter-data))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-filter-multibyte ()
+  "`:filter-multibyte' is ignored; setting it nil switches to raw-text."
+  (with-suppressed-warnings ((obsolete process-filter-multibyte-p
+                                       set-process-filter-multibyte))
+    (let ((peer (netproc-test-peer-start)) (n 0))
+      (dolist (fm '(t nil))
+        (let* ((name (format "c5-%d" n))
+               (p (make-network-process :name name :host "127.0.0.1"
+                                        :service (netproc-test-peer-port peer)
+                                        :filter #'netproc-test-filter
+                                        :filter-multibyte fm)))
+          (netproc-test-note :created fm (process-filter-multibyte-p p)
+                             (process-coding-system p)
+                             (process-contact p :filter-multibyte))
+          (netproc-test-peer-send peer "\303\251" n)
+          (netproc-test-wait-for (> (length (netproc-test-filter-data name)) 0))
+          (netproc-test-note-try :set (set-process-filter-multibyte p nil))
+          (netproc-test-note :after-set (process-filter-multibyte-p p)
+                             (process-coding-system p))
+          (netproc-test-peer-send peer "\303\251." n)
+          (netproc-test-wait-for
+           (string-suffix-p "." (netproc-test-filter-data name)))
+          (netproc-test-note-try :set-t (set-process-filter-multibyte p t))
+          (netproc-test-note :after-set-t (process-filter-multibyte-p p)
+                             (process-coding-system p))
+          (delete-process p)
+          (netproc-test-peer-wait-closed peer n)
+          (setq n (1+ n)))))))
+
+(netproc-test-deftest netproc-test-client-set-coding-system ()
+  "Setting the coding systems after creation changes decoding and encoding."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c6" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter)))
+    (netproc-test-note-try :set (set-process-coding-system p 'latin-1 'latin-1))
+    (netproc-test-note :coding (process-coding-system p))
+    (process-send-string p "é.")
+    (netproc-test-note :peer-got
+                       (string-to-list
+                        (netproc-test-peer-wait-received
+                         peer (lambda (d) (string-suffix-p "." d)))))
+    (netproc-test-peer-send peer "\351.")
+    (netproc-test-wait-for (string-suffix-p "." (netproc-test-filter-data)))
+    (netproc-test-note-try :set-bad (set-process-coding-system p 'nope 'nope))
+    (netproc-test-note :coding (process-coding-system p))
+    (delete-process p)))
+
+(defconst netproc-test-encoding-rows
+  '((nil "é") (utf-8 "é") (latin-1 "é") (binary "é") ((utf-8 . latin-1) "é")
+    (utf-8-dos "a\nb") (nil "\351") (utf-8 "\351"))
+  "Pairs (CODING STRING) for the encoding test.")
+
+(netproc-test-deftest netproc-test-client-encoding ()
+  "Strings are encoded with the encoding coding system; unibyte goes raw."
+  (let ((peer (netproc-test-peer-start)) (n 0))
+    (dolist (row netproc-test-encoding-rows)
+      (let ((p (apply #'make-network-process
+                      :name "c7" :host "127.0.0.1"
+                      :service (netproc-test-peer-port peer)
+                      (and (car row) (list :coding (car row))))))
+        (netproc-test-note-try :send (process-send-string p (concat (cadr row) ".")))
+        (netproc-test-note :row row
+                           (string-to-list
+                            (netproc-test-peer-wait-received
+                             peer (lambda (d) (string-suffix-p "." d)) n)))
+        (delete-process p)
+        (netproc-test-peer-wait-closed peer n)
+        (setq n (1+ n))))))
+
+(netproc-test-deftest netproc-test-client-send-region ()
+  "Sending a region encodes it; bad bounds and non-strings signal."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c7r" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :coding 'utf-8)))
+    (with-temp-buffer
+      (insert "héllo world")
+      (netproc-test-note-try :region (process-send-region p 2 6))
+      (netproc-test-note-try :region-reversed (process-send-region p 8 7)))
+    (netproc-test-note :peer-got
+                       (string-to-list
+                        (netproc-test-peer-wait-received
+                         peer (lambda (d) (>= (length d) 6)))))
+    (netproc-test-note-try :non-string (process-send-string p 42))
+    (netproc-test-note-try :bad-bounds
+      (with-temp-buffer (insert "ab") (process-send-region p 1 99)))
+    (netproc-test-note-try :empty (process-send-string p ""))
+    (netproc-test-note-try :by-name (process-send-string "c7r" "!"))
+    (netproc-test-note :peer-got
+                       (netproc-test-peer-wait-received
+                        peer (lambda (d) (string-suffix-p "!" d))))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-big-send ()
+  "A 1 MiB send arrives whole, in order."
+  (let* ((peer (netproc-test-peer-start))
+         (data (let ((s (make-string (* 1024 1024) ?x)))
+                 (dotimes (i (length s)) (aset s i (+ ?a (% i 26))))
+                 s))
+         (p (make-network-process :name "big" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer))))
+    (netproc-test-peer-conn peer)
+    (netproc-test-note-try :send (process-send-string p data))
+    (netproc-test-note :peer-got-all
+                       (equal data (netproc-test-peer-wait-received
+                                    peer (lambda (d) (>= (length d) (length data)))
+                                    0 10)))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-big-receive ()
+  "A 1 MiB reception reaches the filter whole, in order."
+  (let* ((peer (netproc-test-peer-start))
+         (data (let ((s (make-string (* 1024 1024) ?x)))
+                 (dotimes (i (length s)) (aset s i (+ ?a (% i 26))))
+                 s))
+         (got nil) (total 0)
+         (p (make-network-process :name "bigr" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :coding 'binary
+                                  :filter (lambda (_p s)
+                                            (push s got)
+                                            (setq total (+ total (length s)))))))
+    (netproc-test-peer-send peer data)
+    (netproc-test-wait-for (>= total (length data)) 10)
+    (netproc-test-note :got-all (equal data (apply #'concat (reverse got))))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-filter-identity ()
+  "Filters and sentinels receive the very object that was made."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process
+             :name "id" :host "127.0.0.1" :service (netproc-test-peer-port peer)
+             :filter (lambda (proc s)
+                       (netproc-test-note :filter-got (eq proc (get-process "id"))
+                                          (processp proc) s))
+             :sentinel (lambda (proc m)
+                         (netproc-test-note :sentinel-got
+                                            (eq proc (get-process "id"))
+                                            (processp proc) m)))))
+    (netproc-test-peer-send peer "x")
+    (netproc-test-wait-for (netproc-test-seen-p :filter-got))
+    (netproc-test-note :filter-is-closure (functionp (process-filter p)))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-accept-output ()
+  "Return values of accept-process-output with a process argument."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "c12" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter)))
+    (netproc-test-peer-conn peer)
+    (netproc-test-note :nothing (accept-process-output p 0.1))
+    (netproc-test-peer-send peer "x")
+    (netproc-test-note :pending (accept-process-output p 1))
+    (netproc-test-peer-close peer)
+    (netproc-test-note :closed-by-peer (accept-process-output p 1)
+                       (process-status p))
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-note :on-closed (accept-process-output p 0.1))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-filter-error ()
+  "With `debug-on-error' an error in a filter comes out of the wait."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process
+             :name "fe" :host "127.0.0.1" :service (netproc-test-peer-port peer)
+             :filter (lambda (_p s) (error "Boom in filter: %s" s))))
+         (caught nil))
+    (netproc-test-peer-send peer "x")
+    (let ((debug-on-error t))
+      (netproc-test-wait-until
+       (lambda ()
+         (condition-case err
+             (progn (accept-process-output nil 0.02) nil)
+           (error (setq caught err))))
+       nil 'filter-error))
+    (netproc-test-note :caught caught)
+    (netproc-test-note-state "after" p)
+    (set-process-filter p #'ignore)
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-sentinel-error ()
+  "With `debug-on-error' an error in a sentinel comes out of the wait."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process
+             :name "se" :host "127.0.0.1" :service (netproc-test-peer-port peer)
+             :sentinel (lambda (_p m) (error "Boom in sentinel: %s" m))))
+         (caught nil))
+    (netproc-test-peer-close peer)
+    (let ((debug-on-error t))
+      (netproc-test-wait-until
+       (lambda ()
+         (condition-case err
+             (progn (accept-process-output nil 0.02) nil)
+           (error (setq caught err))))
+       nil 'sentinel-error))
+    (netproc-test-note :caught caught)
+    (netproc-test-note-state "after" p)
+    (set-process-sentinel p #'ignore)
+    (delete-process p)))
+
+;;;; Properties
+
+(netproc-test-deftest netproc-test-client-plist ()
+  "`:plist' is copied; get, put and set work on it."
+  (let* ((peer (netproc-test-peer-start))
+         (plist (list 'k1 'v1))
+         (p (make-network-process :name "pl" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :plist plist)))
+    (netproc-test-note :plist (process-plist p) (eq plist (process-plist p)))
+    (netproc-test-note :get (process-get p 'k1) (process-get p 'nope))
+    (netproc-test-note-try :put (process-put p 'k2 'v2))
+    (netproc-test-note :plist (process-plist p) plist)
+    (netproc-test-note-try :set (set-process-plist p (list 'a 1)))
+    (netproc-test-note :plist (process-plist p) (process-get p 'a))
+    (netproc-test-note-try :set-bad (set-process-plist p 'notalist))
+    (let ((q (make-network-process :name "pl2" :host "127.0.0.1"
+                                   :service (netproc-test-peer-port peer)
+                                   :plist "str")))
+      (netproc-test-note :string-plist (process-plist q))
+      (delete-process q))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-query-on-exit ()
+  "The query-on-exit flag: t by default, nil with any non-nil `:noquery'."
+  (let* ((peer (netproc-test-peer-start))
+         (port (netproc-test-peer-port peer))
+         (c1 (make-network-process :name "q1" :host "127.0.0.1" :service port))
+         (c2 (make-network-process :name "q2" :host "127.0.0.1" :service port
+                                   :noquery t))
+         (c3 (make-network-process :name "q3" :host "127.0.0.1" :service port
+                                   :noquery 0)))
+    (netproc-test-note :flags (process-query-on-exit-flag c1)
+                       (process-query-on-exit-flag c2)
+                       (process-query-on-exit-flag c3))
+    (netproc-test-note :set-nil (set-process-query-on-exit-flag c1 nil)
+                       (process-query-on-exit-flag c1))
+    (netproc-test-note :set-yes (set-process-query-on-exit-flag c1 'yes)
+                       (process-query-on-exit-flag c1))
+    (mapc #'delete-process (list c1 c2 c3))))
+
+(netproc-test-deftest netproc-test-client-setters-update-contact ()
+  "set-*-filter, -sentinel and -buffer store their value in the contact."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "sc" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer))))
+    (netproc-test-note :initial (process-contact p t))
+    (netproc-test-note-try :set-filter (set-process-filter p #'netproc-test-filter))
+    (netproc-test-note :filter (process-filter p) (process-contact p :filter))
+    (netproc-test-note-try :set-filter-nil (set-process-filter p nil))
+    (netproc-test-note :filter (process-filter p) (process-contact p :filter))
+    (netproc-test-note-try :set-sentinel
+      (set-process-sentinel p #'netproc-test-sentinel))
+    (netproc-test-note :sentinel (process-sentinel p) (process-contact p :sentinel))
+    (netproc-test-note-try :set-sentinel-nil (set-process-sentinel p nil))
+    (netproc-test-note :sentinel (process-sentinel p)
+                       (process-contact p :sentinel))
+    (netproc-test-note-try :set-buffer
+      (set-process-buffer p (get-buffer-create "sc-buf")))
+    (netproc-test-note :buffer (process-buffer p) (process-contact p :buffer)
+                       (process-mark p))
+    (netproc-test-note :final (process-contact p t))
+    (delete-process p)
+    (netproc-test-note :after-delete (process-contact p t))))
+
+;;;; Stopping
+
+(netproc-test-deftest netproc-test-client-stop-continue ()
+  "Stopping holds data back; continuing delivers it, then a pending close."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "st" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-conn peer)
+    (netproc-test-note :stop (eq (stop-process p) p))
+    (netproc-test-note-state "stopped" p)
+    (netproc-test-peer-send peer "while-stopped-1")
+    (netproc-test-peer-send peer "while-stopped-2")
+    (netproc-test-settle 0.3)
+    (netproc-test-note :marker "still stopped")
+    (netproc-test-note-try :send-while-stopped (process-send-string p "out"))
+    (netproc-test-note :peer-got
+                       (netproc-test-peer-wait-received
+                        peer (lambda (d) (equal d "out"))))
+    (netproc-test-note :continue (eq (continue-process p) p))
+    (netproc-test-note-state "continued" p)
+    (netproc-test-wait-for (string-suffix-p "2" (netproc-test-filter-data)))
+    (stop-process p)
+    (netproc-test-peer-send peer "final")
+    (netproc-test-peer-close peer)
+    (netproc-test-settle 0.3)
+    (netproc-test-note-state "stopped, peer closed" p)
+    (continue-process p)
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-settle 0.1)
+    (netproc-test-note-state "continued after close" p)
+    (netproc-test-note-try :stop-closed (eq (stop-process p) p))
+    (netproc-test-note-state "stop on closed" p)
+    (netproc-test-note-try :continue-closed (eq (continue-process p) p))
+    (netproc-test-note-state "continue on closed" p)
+    (netproc-test-note-try :stop-by-name (stop-process "st"))
+    (netproc-test-note-try :continue-by-name (continue-process "st"))
+    (delete-process p)))
+
+(netproc-test-deftest netproc-test-client-stop-at-creation ()
+  "`:stop t' creates a stopped connection; the contact keeps `:stop'."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "st2" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :stop t :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-note-state "created" p)
+    (netproc-test-note :contact-stop (process-contact p :stop))
+    (netproc-test-peer-send peer "hello")
+    (netproc-test-settle 0.3)
+    (netproc-test-note :marker "still stopped")
+    (continue-process p)
+    (netproc-test-wait-for (equal (netproc-test-filter-data) "hello"))
+    (netproc-test-note-state "continued" p)
+    (netproc-test-note :contact-stop (process-contact p :stop))
+    (stop-process p)
+    (netproc-test-note :before-delete)
+    (delete-process p)
+    (netproc-test-note-state "deleted while stopped" p)))
+
+(netproc-test-deftest netproc-test-client-filter-t ()
+  "Filter t stops reading; restoring a filter delivers data, then the close."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "ft" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :filter #'netproc-test-filter
+                                  :sentinel #'netproc-test-sentinel)))
+    (netproc-test-peer-conn peer)
+    (netproc-test-note-try :set-t (set-process-filter p t))
+    (netproc-test-note :filter (process-filter p) (process-contact p :filter))
+    (netproc-test-note-state "filter t" p)
+    (netproc-test-peer-send peer "held back")
+    (netproc-test-peer-close peer)
+    (netproc-test-settle 0.3)
+    (netproc-test-note-state "filter t, peer closed" p)
+    (set-process-filter p #'netproc-test-filter)
+    (netproc-test-wait-for (eq (process-status p) 'closed))
+    (netproc-test-settle 0.1)
+    (netproc-test-note-state "restored" p)
+    (delete-process p)))
+
+;;;; Argument checking
+
+(defun netproc-test-bad-arguments (port path)
+  "Return argument lists checked against the reference table.
+PORT is a listening loopback port, PATH a missing Unix socket path.
+Every list either fails before connecting or connects to loopback."
+  (let ((long (concat "/tmp/" (make-string 103 ?x))))
+    `((:host "127.0.0.1" :service ,port)
+      (:name 42 :host "127.0.0.1" :service ,port)
+      (:name sym :host "127.0.0.1" :service ,port)
+      (:name nil :host "127.0.0.1" :service ,port)
+      (:name "c" :type stream :host "127.0.0.1" :service ,port)
+      (:name "c" :type "datagram" :host "127.0.0.1" :service ,port)
+      (:name "c" :type 42 :host "127.0.0.1" :service ,port)
+      (:name "c" :type seqpacket :host "127.0.0.1" :service ,port)
+      (:name "c" :server t :nowait t :host "127.0.0.1" :service ,port)
+      (:name "c" :family foo :host "127.0.0.1" :service ,port)
+      (:name "c" :family "ipv4" :host "127.0.0.1" :service ,port)
+      (:name "c" :family ipv6 :host "127.0.0.1" :service ,port)
+      (:name "c" :family ipv4 :host "::1" :service ,port)
+      (:name "c" :family 99 :host "127.0.0.1" :service ,port)
+      (:name "c" :family 2.0 :host "127.0.0.1" :service ,port)
+      (:name "c" :family local)
+      (:name "c" :family local :service 42)
+      (:name "c" :family local :service ,long)
+      (:name "c" :family local :service ,path)
+      (:name "c" :host 42 :service ,port)
+      (:name "c" :host foo :service ,port)
+      (:name "c" :host 1.5 :service ,port)
+      (:name "c" :host "" :service ,port)
+      (:name "c" :host "héllo" :service ,port)
+      (:name "c" :host "127.0.0.1")
+      (:name "c" :host "127.0.0.1" :service nil)
+      (:name "c" :host "127.0.0.1" :service 1.5)
+      (:name "c" :host "127.0.0.1" :service http)
+      (:name "c" :host "127.0.0.1" :service [80])
+      (:name "c" :host "127.0.0.1" :service "no-such-service")
+      (:name "c" :host "127.0.0.1" :service -1)
+      (:name "c" :host "127.0.0.1" :service 0)
+      (:name "c" :host "127.0.0.1" :service t)
+      (:name "c" :host "127.0.0.1" :service "")
+      (:name "c" :host "127.0.0.1" :service 70000)
+      (:name "c" :remote [1 2 3])
+      (:name "c" :remote 42)
+      (:name "c" :remote nil :host "127.0.0.1" :service ,port)
+      (:name "c" :remote ,path)
+      (:name "c" :remote [127 0 0 1 ,port] :host 42 :service junk)
+      (:name "c" :remote [127 0 0 1 x])
+      (:name "c" :host "127.0.0.1" :service ,port :local [1 2])
+      (:name "c" :host "127.0.0.1" :service ,port :buffer 42)
+      (:name "c" :host "127.0.0.1" :service ,port :buffer sym)
+      (:name "c" :host "127.0.0.1" :service ,port :coding 42)
+      (:name "c" :host "127.0.0.1" :service ,port :coding "utf-8")
+      (:name "c" :host "127.0.0.1" :service ,port :coding no-such-coding)
+      (:name "c" :host "127.0.0.1" :service ,port :coding (utf-8 . nope))
+      (:name "c" :host "127.0.0.1" :service ,port :filter 42)
+      (:name "c" :host "127.0.0.1" :service ,port :sentinel "str")
+      (:name "c" :host "127.0.0.1" :service ,port :log 42)
+      (:name "c" :host "127.0.0.1" :service ,port :plist notalist)
+      (:name "c" :host "127.0.0.1" :service ,port :plist [1 2])
+      (:name "c" :host "127.0.0.1" :service ,port :plist (a))
+      (:name "c" :host "127.0.0.1" :service ,port :noquery 0)
+      (:name "c" :host "127.0.0.1" :service ,port :stop 0)
+      (:name "c" :host "127.0.0.1" :service ,port :tls-parameters x)
+      (:name "c" :host "127.0.0.1" :service ,port :tls-parameters "s")
+      (:name "c" :host "127.0.0.1" :service ,port :use-external-socket t)
+      (:name "c" :host "127.0.0.1" :service ,port :priority "x")
+      (:name "c" :host "127.0.0.1" :service ,port :priority 1.5)
+      (:name "c" :host "127.0.0.1" :service ,port :priority nil)
+      (:name "c" :host "127.0.0.1" :service ,port :bindtodevice 42)
+      (:name "c" :host "127.0.0.1" :service ,port :bindtodevice "no-such-dev0")
+      (:name "c" :host "127.0.0.1" :service ,port :keepalive t :linger 0
+             :oobinline t :dontroute nil :broadcast nil :reuseaddr t)
+      (:name "c" :host "127.0.0.1" :service)
+      (:name "c" :host "127.0.0.1" :service ,port :foo 1)
+      (:name "c" :host "127.0.0.1" :service ,port bar 2)
+      (:name "first" :name "second" :host "127.0.0.1" :service ,port)
+      (:name 42 :type foo :host "127.0.0.1" :service ,port)
+      (:name 42 :server t :nowait t :service t)
+      (:name 42 :remote [1 2])
+      (:name "c" :remote [1 2] :family foo)
+      (:name "c" :family foo :host 42 :service ,port)
+      (:name "c" :host 42)
+      (:name "c" :host "127.0.0.1" :buffer 42)
+      (:name "c" :host "127.0.0.1" :service ,port :buffer 42 :plist x
+             :tls-parameters y)
+      (:name "c" :host "127.0.0.1" :service ,port :plist x :tls-parameters y)
+      (:name "c" :host "127.0.0.1" :service ,port :tls-parameters y :coding nope)
+      (:name "c" :host "127.0.0.1" :service ,port :coding nope :priority "x")
+      (:name "c" :host "127.0.0.1" :service 1 :priority "x"))))
+
+(netproc-test-deftest netproc-test-client-bad-arguments ()
+  "Every bad keyword value signals the same error as the builtin."
+  (let* ((peer (netproc-test-peer-start))
+         (dir (netproc-test-tmpdir))
+         (path (expand-file-name "missing" dir)))
+    (dolist (args (netproc-test-bad-arguments (netproc-test-peer-port peer) path))
+      (let ((r (netproc-test-try (apply #'make-network-process args))))
+        (netproc-test-note
+         :case args
+         (if (processp (cadr r))
+             (list :made (process-name (cadr r)) (process-status (cadr r))
+                   (process-contact (cadr r) t))
+           r))
+        (when (processp (cadr r))
+          (set-process-sentinel (cadr r) #'ignore)
+          (set-process-filter (cadr r) #'ignore)
+          (delete-process (cadr r)))))
+    (netproc-test-note :list (netproc-test-names (process-list)))))
+
+(netproc-test-deftest netproc-test-client-bad-coding-after-connect ()
+  "A bad `:coding' is found after connecting; the `:buffer' is left behind."
+  (let ((peer (netproc-test-peer-start)))
+    (netproc-test-note-try :make
+      (make-network-process :name "cc" :host "127.0.0.1"
+                            :service (netproc-test-peer-port peer)
+                            :coding 'nope :buffer "cbuf"))
+    (netproc-test-peer-wait-closed peer)
+    (netproc-test-note :peer (netproc-test-peer-messages peer))
+    (netproc-test-note :buffer (buffer-live-p (get-buffer "cbuf"))
+                       (get-process "cc"))))
+
+(netproc-test-deftest netproc-test-client-accessor-arguments ()
+  "Accessors reject what is not a process the way the builtin does."
+  (netproc-test-note-try :contact-name (process-contact "no-such-netproc-test"))
+  (netproc-test-note-try :contact-nil (process-contact nil))
+  (netproc-test-note-try :status-nil (process-status nil))
+  (netproc-test-note-try :status-42 (process-status 42))
+  (netproc-test-note-try :name-42 (process-name 42))
+  (netproc-test-note-try :exit-42 (process-exit-status 42))
+  (netproc-test-note-try :live-42 (process-live-p 42))
+  (netproc-test-note-try :delete-missing (delete-process "no-such-netproc-test"))
+  (netproc-test-note-try :send-missing
+    (process-send-string "no-such-netproc-test" "x"))
+  (netproc-test-note-try :filter-42 (process-filter 42))
+  (netproc-test-note-try :id-str (process-id "no-such-netproc-test"))
+  (netproc-test-note-try :get-42 (get-process 42)))
+
+;;;; netproc alone (builtin defects)
+
+(ert-deftest netproc-test-netproc-exit-status-while-connecting ()
+  "The exit status of a netproc that is still connecting is 0, no crash."
+  (skip-unless (netproc-test-available-p))
+  (let ((trace
+         (netproc-test-with-cleanup
+           (let* ((peer (netproc-test-peer-start))
+                  (p (funcall 'netproc-make-network-process
+                              :name "nwx" :host "127.0.0.1" :nowait t
+                              :service (netproc-test-peer-port peer)
+                              :sentinel #'ignore)))
+             (netproc-test-note :status (funcall 'netproc-status p))
+             (netproc-test-note :exit (funcall 'netproc-exit-status p))
+             (netproc-test-wait-for (not (eq (funcall 'netproc-status p) 'connect)))
+             (funcall 'delete-netproc p)))))
+    (should (equal (cdr (assq :exit trace)) '(0)))))
+
+(ert-deftest netproc-test-netproc-send-after-peer-closed ()
+  "Sending twice to a peer that closed never kills Emacs (child Emacs)."
+  (skip-unless (netproc-test-available-p))
+  (dolist (how '(close reset))
+    (let ((r (netproc-test-child-emacs
+              `(progn
+                 (require 'netproc-test-lib)
+                 (let* ((peer (netproc-test-peer-start))
+                        (p (netproc-make-network-process
+                            :name "c" :host "127.0.0.1" :sentinel #'ignore
+                            :service (netproc-test-peer-port peer))))
+                   (netproc-test-peer-conn peer)
+                   ,(if (eq how 'reset)
+                        '(netproc-test-peer-reset peer)
+                      '(netproc-test-peer-close peer))
+                   (call-process "sleep" nil nil nil "0.2")
+                   (princ (format "send 1 => %S\n"
+                                  (condition-case e (netproc-send-string p "a")
+                                    (error (list 'error (car e))))))
+                   (call-process "sleep" nil nil nil "0.2")
+                   (princ (format "send 2 => %S\n"
+                                  (condition-case e (netproc-send-string p "b")
+                                    (error (list 'error (car e))))))
+                   (accept-process-output nil 0.2)
+                   (princ (format "status %S\n" (netproc-status p)))
+                   (delete-netproc p)
+                   (princ "survived\n"))))))
+      (unless (and (equal (car r) 0) (string-match-p "survived" (cdr r)))
+        (message "child Emacs (%s) exited with %S:\n%s" how (car r) (cdr r)))
+      (should (equal (list how 0 t)
+                     (list how (car r)
+                           (and (string-match-p "survived" (cdr r)) t)))))))
+
+(ert-deftest netproc-test-netproc-odd-arguments ()
+  "An odd-length argument list that reaches the connect never crashes.
+Emacs 28.2 itself segfaults on (:name \"c\" :host \"127.0.0.1\"
+:service PORT :foo), so netproc is only checked for surviving it, in a
+child Emacs."
+  (skip-unless (netproc-test-available-p))
+  (let ((r (netproc-test-child-emacs
+            '(progn
+               (require 'netproc-test-lib)
+               (let* ((peer (netproc-test-peer-start))
+                      (r (condition-case e
+                             (netproc-make-network-process
+                              :name "c" :host "127.0.0.1"
+                              :service (netproc-test-peer-port peer) :foo)
+                           (error (list 'error e)))))
+                 (princ (format "result %S\n" r))
+                 (when (netproc-p r) (delete-netproc r))
+                 (princ "survived\n"))))))
+    (unless (and (equal (car r) 0) (string-match-p "survived" (cdr r)))
+      (message "child Emacs exited with %S:\n%s" (car r) (cdr r)))
+    (should (equal (list 0 t)
+                   (list (car r) (and (string-match-p "survived" (cdr r)) t))))))
+
+(provide 'netproc-client-tests)
+;;; netproc-client-tests.el ends here

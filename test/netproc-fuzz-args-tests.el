@@ -1,0 +1,323 @@
+;;; netproc-fuzz-args-tests.el --- Random malformed arguments, builtin vs netproc  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; A seeded generator makes argument lists for `make-network-process':
+;; random keywords from the real set with random values of random
+;; types.  Each list is run against the builtin and against netproc and
+;; the outcomes are compared: "made a process" (then deleted at once)
+;; or "signalled ERROR-SYMBOL".
+;;
+;; Nothing ever leaves the machine: `:host' is 127.0.0.1, ::1, `local',
+;; "localhost" or a value that cannot be resolved by type (a non-string,
+;; "", a non-ASCII name); `:service' is a refused loopback port or an
+;; invalid value; `:remote' is a loopback address with the refused port,
+;; a missing Unix socket path, or malformed; `:server' only ever comes
+;; with `:nowait' (an error before anything is created).
+;;
+;; Raise the number of cases with NETPROC_TEST_FUZZ_CASES, change the
+;; seed with NETPROC_TEST_FUZZ_SEED.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'ert)
+(require 'netproc-test-lib)
+
+(defvar netproc-test-fuzz-cases
+  (let ((env (getenv "NETPROC_TEST_FUZZ_CASES")))
+    (if (and env (> (string-to-number env) 0)) (string-to-number env) 500))
+  "Number of argument lists tried by `netproc-test-fuzz-outcome-class'.")
+
+(defvar netproc-test-fuzz-detail-cases
+  (min 200 netproc-test-fuzz-cases)
+  "Number of argument lists whose full outcome is compared.")
+
+(defvar netproc-test-fuzz-seed
+  (let ((env (getenv "NETPROC_TEST_FUZZ_SEED")))
+    (if (and env (> (string-to-number env) 0)) (string-to-number env) 28021))
+  "Seed of the argument generator.")
+
+(defvar netproc-test-fuzz-include-datagram nil
+  "Non-nil means `:type' may be `datagram' (netproc's scope is streams).")
+
+;;;; A small deterministic generator
+
+(defvar netproc-test--rng-state 1
+  "State of the generator.")
+
+(defun netproc-test-rng-seed (seed)
+  "Seed the generator with SEED."
+  (setq netproc-test--rng-state (1+ (mod seed 2147483647))))
+
+(defun netproc-test-rng (n)
+  "Return a pseudo-random integer in [0, N)."
+  (setq netproc-test--rng-state
+        (mod (* netproc-test--rng-state 48271) 2147483647))
+  (mod netproc-test--rng-state n))
+
+(defun netproc-test-pick (list)
+  "Return a pseudo-random element of LIST."
+  (nth (netproc-test-rng (length list)) list))
+
+(defun netproc-test-chance (percent)
+  "Return non-nil with probability PERCENT / 100."
+  (< (netproc-test-rng 100) percent))
+
+;;;; Values
+
+;; Placeholders (netproc-test-fuzz . WHAT) are replaced per side by
+;; `netproc-test-fuzz-instantiate'.
+
+(defun netproc-test-fuzz-junk-vector ()
+  "Return a vector that is not an IPv4 or IPv6 address."
+  (let ((len (netproc-test-pick '(0 1 2 3 4 6 7 8 10 12))))
+    (apply #'vector
+           (cl-loop repeat len
+                    collect (netproc-test-pick
+                             (list 0 1 127 255 256 -1 65535 'x "s" nil 1.5))))))
+
+(defun netproc-test-fuzz-value ()
+  "Return a random value of a random type (never an address to dial)."
+  (pcase (netproc-test-rng 11)
+    (0 nil)
+    (1 t)
+    (2 (netproc-test-pick (list 0 1 -1 2 10 42 99 255 65535 70000
+                                most-positive-fixnum most-negative-fixnum
+                                (expt 2 70))))
+    (3 (netproc-test-pick (list 1.5 -0.0 0.0 1.0e+INF 3.0)))
+    (4 (netproc-test-pick (list "" "x" "héllo" "utf-8" "lo" "ipv4" "datagram"
+                                (make-string 200 ?z))))
+    (5 (netproc-test-pick '(foo local ipv4 ipv6 stream datagram seqpacket
+                                utf-8 binary nope ignore :foo)))
+    (6 (netproc-test-fuzz-junk-vector))
+    (7 (netproc-test-pick '((a . b) (1 2 3) (utf-8 . binary) (nope . utf-8)
+                            (a) (2 . [0 0]) (1 . "x"))))
+    (8 (netproc-test-pick '((netproc-test-fuzz . live-buffer)
+                            (netproc-test-fuzz . dead-buffer))))
+    (9 (netproc-test-pick '(ignore netproc-test-fuzz-no-such-function)))
+    (_ (netproc-test-pick '(0 nil t)))))
+
+(defun netproc-test-fuzz-host ()
+  "Return a `:host' value that is loopback or unusable by type."
+  (if (netproc-test-chance 60)
+      (netproc-test-pick '("127.0.0.1" "::1" local "localhost"))
+    (let ((v (netproc-test-fuzz-value)))
+      (if (stringp v) (netproc-test-pick '("" "héllo")) v))))
+
+(defun netproc-test-fuzz-service ()
+  "Return a `:service' value: a refused port or an invalid value."
+  (if (netproc-test-chance 50)
+      (netproc-test-pick '((netproc-test-fuzz . rport)
+                           (netproc-test-fuzz . rport-string)))
+    (let ((v (netproc-test-fuzz-value)))
+      (cond ((stringp v)
+             (netproc-test-pick '("" "no-such-service" "héllo")))
+            ((integerp v)
+             (netproc-test-pick (list -1 0 (expt 2 70) most-positive-fixnum)))
+            (t v)))))
+
+(defun netproc-test-fuzz-remote ()
+  "Return a `:remote' value: loopback and refused, a missing path, or junk."
+  (pcase (netproc-test-rng 6)
+    (0 '(netproc-test-fuzz . remote4))
+    (1 '(netproc-test-fuzz . remote6))
+    (2 '(netproc-test-fuzz . missing-path))
+    (3 (netproc-test-fuzz-junk-vector))
+    (4 (cons (netproc-test-pick '(0 1 2 10 99))
+             (apply #'vector (cl-loop repeat (netproc-test-rng 16)
+                                      collect (netproc-test-rng 256)))))
+    (_ (let ((v (netproc-test-fuzz-value)))
+         (if (or (stringp v) (vectorp v)) 42 v)))))
+
+(defconst netproc-test-fuzz-keywords
+  '(:name :type :server :host :service :family :local :remote :nowait :stop
+    :buffer :coding :noquery :filter :filter-multibyte :sentinel :log :plist
+    :tls-parameters :use-external-socket :bindtodevice :broadcast :dontroute
+    :keepalive :linger :oobinline :priority :reuseaddr :foo bar)
+  "Keywords drawn by the generator (the real set plus two unknown keys).")
+
+(defun netproc-test-fuzz-pair (key)
+  "Return a random value for KEY, within the rules of the commentary."
+  (pcase key
+    (:name (if (netproc-test-chance 70) "fz" (netproc-test-fuzz-value)))
+    (:type (let ((v (if (netproc-test-chance 50)
+                        (netproc-test-pick '(nil seqpacket stream "datagram" 42))
+                      (netproc-test-fuzz-value))))
+             (if (and (eq v 'datagram) (not netproc-test-fuzz-include-datagram))
+                 'seqpacket
+               v)))
+    (:host (netproc-test-fuzz-host))
+    (:service (netproc-test-fuzz-service))
+    (:family (if (netproc-test-chance 60)
+                 (netproc-test-pick '(nil ipv4 ipv6 local foo "ipv4" 2 10 1 99))
+               (netproc-test-fuzz-value)))
+    (:remote (netproc-test-fuzz-remote))
+    (:buffer (if (netproc-test-chance 30) "netproc-test-fuzz-buf"
+               (netproc-test-fuzz-value)))
+    (:coding (if (netproc-test-chance 50)
+                 (netproc-test-pick '(nil utf-8 binary latin-1 nope undecided
+                                          (utf-8 . binary) (nope . utf-8)))
+               (netproc-test-fuzz-value)))
+    (:bindtodevice (if (netproc-test-chance 50)
+                       (netproc-test-pick '("lo" "" "no-such-dev0"))
+                     (let ((v (netproc-test-fuzz-value)))
+                       (if (stringp v) "no-such-dev0" v))))
+    (_ (netproc-test-fuzz-value))))
+
+(defun netproc-test-fuzz-arguments ()
+  "Return one random argument list (a template, see `netproc-test-fuzz-value')."
+  (let ((args nil))
+    (when (netproc-test-chance 85)
+      (setq args (list :name (netproc-test-fuzz-pair :name))))
+    (dotimes (_ (netproc-test-rng 7))
+      (let ((key (netproc-test-pick netproc-test-fuzz-keywords)))
+        (setq args (append args (list key (netproc-test-fuzz-pair key))))))
+    (when (and (netproc-test-chance 50) (not (plist-member args :service)))
+      (setq args (append args (list :service (netproc-test-fuzz-service)))))
+    ;; `:server' only together with `:nowait', placed before it so both
+    ;; are read: the pair is rejected before anything is created.
+    (when (plist-get args :server)
+      (setq args (append (list :server (plist-get args :server) :nowait t)
+                         args)))
+    ;; A `:remote' (FAMILY . BYTES) "connects" with AF_UNSPEC; never let
+    ;; that boot TLS.
+    (when (consp (plist-get args :remote))
+      (setq args (append args (list :tls-parameters nil))))
+    ;; No odd trailing key: Emacs 28.2 segfaults when an odd-length
+    ;; argument list reaches the connect step (see
+    ;; `netproc-test-netproc-odd-arguments').
+    args))
+
+(defun netproc-test-fuzz-templates (n seed)
+  "Return N argument templates generated from SEED."
+  (netproc-test-rng-seed seed)
+  (cl-loop repeat n collect (netproc-test-fuzz-arguments)))
+
+(defun netproc-test-fuzz-instantiate (template context)
+  "Replace the placeholders of TEMPLATE with their values in CONTEXT.
+CONTEXT is an alist (WHAT . VALUE)."
+  (cond
+   ((and (consp template) (eq (car template) 'netproc-test-fuzz))
+    (cdr (assq (cdr template) context)))
+   ((consp template)
+    (cons (netproc-test-fuzz-instantiate (car template) context)
+          (netproc-test-fuzz-instantiate (cdr template) context)))
+   (t template)))
+
+(defun netproc-test-fuzz-run-side (side templates)
+  "Run TEMPLATES on SIDE; return the result of `netproc-test-with-side'.
+The trace holds one (:case INDEX OUTCOME) per template, OUTCOME being
+\(:made STATUS) or (:signal ERROR-SYMBOL . DATA)."
+  (netproc-test-with-side side
+    (let* ((rport (netproc-test-refused-port))
+           (rport6 (netproc-test-refused-port 'ipv6))
+           (dir (netproc-test-tmpdir))
+           (dead (generate-new-buffer "netproc-test-fuzz-dead"))
+           (context
+            `((rport . ,rport)
+              (rport-string . ,(number-to-string rport))
+              (remote4 . ,(vector 127 0 0 1 rport))
+              (remote6 . ,(vector 0 0 0 0 0 0 0 1 rport6))
+              (missing-path . ,(expand-file-name "missing" dir))
+              (live-buffer . ,(get-buffer-create "netproc-test-fuzz-live"))
+              (dead-buffer . ,dead)))
+           (index 0))
+      (kill-buffer dead)
+      (dolist (template templates)
+        (let* ((args (netproc-test-fuzz-instantiate template context))
+               (outcome
+                (condition-case err
+                    (let* ((inhibit-message t)
+                           (obj (apply (netproc-test-fn 'make-network-process)
+                                       args)))
+                      (if (netproc-test-object-p obj)
+                          (prog1 (list :made (netproc-test-call 'process-status obj))
+                            (netproc-test-call 'set-process-sentinel obj #'ignore)
+                            (netproc-test-call 'set-process-filter obj #'ignore)
+                            (netproc-test-call 'delete-process obj))
+                        (list :returned obj)))
+                  (error (list :signal err)))))
+          (netproc-test-note :case index outcome)
+          (setq index (1+ index)))))))
+
+(defun netproc-test-fuzz-outcomes (result)
+  "Return the outcomes of a fuzz RESULT as a vector indexed by case."
+  (vconcat (mapcar (lambda (e) (nth 2 e))
+                   (cl-remove-if-not (lambda (e) (eq (car e) :case))
+                                     (car result)))))
+
+(defun netproc-test-fuzz-class (outcome)
+  "Return the class of OUTCOME: :made, :returned or the error symbol."
+  (pcase outcome
+    (`(:signal (,sym . ,_)) sym)
+    (`(,class . ,_) class)))
+
+(defun netproc-test-fuzz-compare (n key)
+  "Run N generated cases on both sides; compare outcomes with KEY.
+KEY maps an outcome to what must be equal.  Fail listing mismatches."
+  (let* ((templates (netproc-test-fuzz-templates n netproc-test-fuzz-seed))
+         (b (netproc-test-fuzz-run-side 'builtin templates))
+         (bo (netproc-test-fuzz-outcomes b)))
+    (when (or (assq :scenario-error (car b)) (assq :scenario-timeout (car b)))
+      (ert-fail (list "builtin side failed"
+                      (or (assq :scenario-error (car b))
+                          (assq :scenario-timeout (car b))))))
+    (netproc-test--check-side "builtin" b)
+    (should (= (length bo) n))
+    (unless netproc-test-builtin-only
+      (unless (netproc-test-available-p)
+        (ert-fail "netproc is not loadable"))
+      (let* ((r (netproc-test-fuzz-run-side 'netproc templates))
+             (no (netproc-test-fuzz-outcomes r))
+             (mismatches nil))
+        (when (or (assq :scenario-error (car r)) (assq :scenario-timeout (car r)))
+          (ert-fail (list "netproc side failed"
+                          (or (assq :scenario-error (car r))
+                              (assq :scenario-timeout (car r))))))
+        (dotimes (i n)
+          (let ((bv (and (< i (length bo)) (aref bo i)))
+                (nv (and (< i (length no)) (aref no i))))
+            (unless (equal (funcall key bv) (funcall key nv))
+              (push (list i (nth i templates) :builtin bv :netproc nv)
+                    mismatches))))
+        (setq mismatches (nreverse mismatches))
+        (when mismatches
+          (let ((print-escape-newlines t) (print-length 20) (print-level 6))
+            (message "%d of %d fuzz cases differ (seed %d):"
+                     (length mismatches) n netproc-test-fuzz-seed)
+            (dolist (m (seq-take mismatches 40))
+              (message "  %S" m))))
+        (should (equal (list :mismatches (length mismatches) (car mismatches))
+                       (list :mismatches 0 nil)))
+        (netproc-test--check-side "netproc" r)))))
+
+(ert-deftest netproc-test-fuzz-outcome-class ()
+  "Random malformed arguments: same outcome class on both sides."
+  (netproc-test--warm-up)
+  (netproc-test-fuzz-compare netproc-test-fuzz-cases #'netproc-test-fuzz-class))
+
+(ert-deftest netproc-test-fuzz-outcome-data ()
+  "Random malformed arguments: same status or same error data on both sides."
+  (netproc-test--warm-up)
+  (netproc-test-fuzz-compare netproc-test-fuzz-detail-cases #'identity))
+
+(ert-deftest netproc-test-fuzz-generator-is-deterministic ()
+  "The generator gives the same cases for the same seed, and never dials out."
+  (let ((a (netproc-test-fuzz-templates 200 7))
+        (b (netproc-test-fuzz-templates 200 7)))
+    (should (equal a b))
+    (dolist (args a)
+      (let ((host (plist-get args :host))
+            (remote (plist-get args :remote)))
+        (should-not (and (stringp host)
+                         (not (member host '("127.0.0.1" "::1" "localhost"
+                                             "" "héllo")))))
+        (should-not (and (vectorp remote) (memq (length remote) '(5 9))))
+        (should-not (and (plist-get args :server)
+                         (not (plist-get args :nowait))))))))
+
+(provide 'netproc-fuzz-args-tests)
+;;; netproc-fuzz-args-tests.el ends here

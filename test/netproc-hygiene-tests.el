@@ -1,0 +1,158 @@
+;;; netproc-hygiene-tests.el --- Exports, reloading, engine thread, descriptors  -*- lexical-binding: t; -*-
+
+;; This file is part of netproc.
+
+;;; Commentary:
+
+;; Checks that do not compare with the builtin: the module exports
+;; only its two entry points, loading twice is harmless, the engine
+;; thread runs while netproc is loaded, and netproc's descriptors are
+;; not inherited by subprocesses.  Everything that loads the module
+;; again runs in a child Emacs.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'ert)
+(require 'netproc-test-lib)
+
+(defun netproc-test-module-file ()
+  "Return the path of the compiled module."
+  (or (getenv "NETPROC_MODULE")
+      (expand-file-name "../module/netproc-module.so"
+                        (file-name-directory
+                         (locate-library "netproc-test-lib")))))
+
+(defconst netproc-test-allowed-exports
+  '("emacs_module_init" "plugin_is_GPL_compatible")
+  "The symbols the module must export.")
+
+(defconst netproc-test-tolerated-exports
+  '("_init" "_fini" "_edata" "_end" "__bss_start")
+  "Symbols the linker may add; tolerated only when present.")
+
+(ert-deftest netproc-test-hygiene-exports ()
+  "The module exports emacs_module_init and plugin_is_GPL_compatible only."
+  (let ((file (netproc-test-module-file)))
+    (skip-unless (file-exists-p file))
+    (skip-unless (executable-find "nm"))
+    (let* ((out (with-temp-buffer
+                  (should (eq 0 (call-process "nm" nil t nil "-D" "--defined-only"
+                                              file)))
+                  (buffer-string)))
+           (names (delq nil (mapcar (lambda (line)
+                                      (car (last (split-string line " " t))))
+                                    (split-string out "\n" t))))
+           (extra (cl-set-difference
+                   names (append netproc-test-allowed-exports
+                                 netproc-test-tolerated-exports)
+                   :test #'equal)))
+      (should (equal (list :missing
+                           (cl-set-difference netproc-test-allowed-exports names
+                                              :test #'equal)
+                           :extra extra)
+                     '(:missing nil :extra nil))))))
+
+(defconst netproc-test-roundtrip-form
+  '(let* ((srv (make-network-process
+                :name "s" :server t :host "127.0.0.1" :service t :noquery t
+                :filter (lambda (p s) (process-send-string p (upcase s)))))
+          (got nil)
+          (c (netproc-make-network-process
+              :name "c" :host "127.0.0.1" :service (process-contact srv :service)
+              :filter (lambda (_p s) (setq got (concat got s)))))
+          (end (+ (float-time) 5)))
+     (netproc-send-string c "ping")
+     (while (and (not (equal got "PING")) (< (float-time) end))
+       (accept-process-output nil 0.02))
+     (delete-netproc c)
+     (delete-process srv)
+     (princ (format "roundtrip %S\n" got)))
+  "A connect, send and echo through netproc, printing what came back.")
+
+(ert-deftest netproc-test-hygiene-load-twice ()
+  "Loading netproc.el twice and the module twice is harmless."
+  (skip-unless (netproc-test-available-p))
+  (let ((r (netproc-test-child-emacs
+            `(progn
+               (load "netproc" nil t)
+               (load "netproc" nil t)
+               ,netproc-test-roundtrip-form
+               (princ (format "module-load %S\n"
+                              (condition-case e
+                                  (progn (module-load ,(netproc-test-module-file))
+                                         (module-load ,(netproc-test-module-file))
+                                         'ok)
+                                (error e))))
+               (load "netproc" nil t)
+               ,netproc-test-roundtrip-form
+               (princ "survived\n")))))
+    (unless (eq (car r) 0) (message "child Emacs: %S\n%s" (car r) (cdr r)))
+    (should (equal (car r) 0))
+    (should (equal (cl-count-if (lambda (l) (equal l "roundtrip \"PING\""))
+                                (split-string (cdr r) "\n"))
+                   2))
+    (should (string-match-p "^module-load ok$" (cdr r)))
+    (should (string-match-p "^survived$" (cdr r)))))
+
+(ert-deftest netproc-test-hygiene-engine-thread ()
+  "The engine thread exists once netproc is loaded and in use."
+  (skip-unless (netproc-test-available-p))
+  (let ((r (netproc-test-child-emacs
+            `(let ((threads (lambda () (length (directory-files
+                                                 "/proc/self/task" nil
+                                                 "\\`[0-9]+\\'")))))
+               (princ (format "before %d\n" (funcall threads)))
+               (require 'netproc)
+               (princ (format "loaded %d\n" (funcall threads)))
+               ,netproc-test-roundtrip-form
+               (princ (format "used %d\n" (funcall threads)))))))
+    (unless (eq (car r) 0) (message "child Emacs: %S\n%s" (car r) (cdr r)))
+    (should (equal (car r) 0))
+    (let ((count (lambda (label)
+                   (and (string-match (format "^%s \\([0-9]+\\)$" label) (cdr r))
+                        (string-to-number (match-string 1 (cdr r)))))))
+      (should (string-match-p "roundtrip \"PING\"" (cdr r)))
+      (should (> (funcall count "used") (funcall count "before"))))))
+
+(ert-deftest netproc-test-hygiene-descriptors-not-inherited ()
+  "A subprocess started after netproc ran inherits no new descriptor."
+  (skip-unless (netproc-test-available-p))
+  (let ((r (netproc-test-child-emacs
+            `(let ((child-fds
+                    (lambda ()
+                      (with-temp-buffer
+                        (call-process "sh" nil t nil "-c" "ls /proc/$$/fd")
+                        (split-string (buffer-string))))))
+               (princ (format "before %S\n" (funcall child-fds)))
+               (require 'netproc)
+               ,netproc-test-roundtrip-form
+               (let ((srv (make-network-process :name "s2" :server t :noquery t
+                                                :host "127.0.0.1" :service t)))
+                 (netproc-make-network-process
+                  :name "kept" :host "127.0.0.1" :noquery t
+                  :service (process-contact srv :service))
+                 (princ (format "after %S\n" (funcall child-fds))))))))
+    (unless (eq (car r) 0) (message "child Emacs: %S\n%s" (car r) (cdr r)))
+    (should (equal (car r) 0))
+    (let ((get (lambda (label)
+                 (and (string-match (format "^%s \\(.*\\)$" label) (cdr r))
+                      (car (read-from-string (match-string 1 (cdr r))))))))
+      (should (string-match-p "roundtrip \"PING\"" (cdr r)))
+      (should (equal (funcall get "after") (funcall get "before"))))))
+
+(ert-deftest netproc-test-hygiene-no-leak-after-many-connections ()
+  "Twenty connects and deletes leave no descriptor and no netproc behind."
+  (skip-unless (netproc-test-available-p))
+  (netproc-test-with-cleanup
+    (let ((peer (netproc-test-peer-start)))
+      (dotimes (i 20)
+        (let ((p (funcall 'netproc-make-network-process
+                          :name (format "m%d" i) :host "127.0.0.1"
+                          :service (netproc-test-peer-port peer))))
+          (netproc-test-peer-conn peer i)
+          (funcall 'delete-netproc p)))
+      (should (null (funcall 'netproc-list))))))
+
+(provide 'netproc-hygiene-tests)
+;;; netproc-hygiene-tests.el ends here
