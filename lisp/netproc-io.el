@@ -68,10 +68,16 @@
     (netproc--sentinel-call proc st "open\n")))
 
 (defun netproc--on-failed (proc st failure)
-  "Connecting PROC (state ST) failed; FAILURE is (CODE MESSAGE RESOLVE-P)."
+  "Connecting PROC (state ST) failed.
+FAILURE is (CODE MESSAGE RESOLVE-P LOCAL REMOTE), the last two the
+addresses of the last attempt when there was one."
   (netproc--forget-events proc)
   (setf (netproc--st-failure st) failure)
-  (pcase-let ((`(,code ,message ,resolve-p) failure))
+  (pcase-let ((`(,code ,message ,resolve-p ,local ,remote) failure))
+    (when (and remote (netproc--st-nowait st))
+      ;; Emacs had made the socket, so the contact shows where it went.
+      (netproc--contact-put st :remote remote)
+      (netproc--contact-put st :local local))
     (cond
      ((netproc--st-blocking st)
       ;; The creating call signals the error itself.
@@ -241,18 +247,18 @@ a read-only or narrowed buffer is written all the same."
       (with-current-buffer buffer
         (let* ((inhibit-read-only t)
                (opoint (point))
+                    ;; A mark outside a narrowing is brought to its edge:
+               ;; the text goes in where it can be seen.
                (pos (if (eq (marker-buffer mark) buffer)
-                        (marker-position mark)
+                        (max (point-min) (min (point-max)
+                                              (marker-position mark)))
                       (point-max)))
-               (outside (or (< pos (point-min)) (> pos (point-max))))
                (len (length text)))
-          (save-restriction
-            (when outside (widen))
-            (goto-char pos)
-            (if before-markers
-                (insert-before-markers text)
-              (insert text))
-            (set-marker mark (point) buffer))
+          (goto-char pos)
+          (if before-markers
+              (insert-before-markers text)
+            (insert text))
+          (set-marker mark (point) buffer)
           (goto-char (if (>= opoint pos) (+ opoint len) opoint)))))))
 
 (defun netproc--default-filter (proc text)

@@ -21,6 +21,7 @@
                   (id family host port path remote))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--service-port "netproc-module" (name))
+(declare-function netproc--strerror "netproc-module" (code))
 
 (defconst netproc--network-options
   '(:reuseaddr :broadcast :dontroute :keepalive :linger :oobinline
@@ -29,15 +30,30 @@
 
 (defun netproc--check-type (args)
   "Check the :type and :server of ARGS as Emacs does, first of all."
+  (unless (memq (plist-get args :type) '(nil datagram seqpacket))
+    (error "Unsupported connection type"))
+  (when (and (plist-get args :server) (plist-get args :nowait))
+    (error "`:server' is incompatible with `:nowait'")))
+
+(defun netproc--check-supported (args target)
+  "Refuse what netproc cannot do yet, where Emacs would make the socket.
+ARGS are the arguments, TARGET what `netproc--target' made of them."
   (let ((type (plist-get args :type)))
-    (cond ((null type))
-          ((memq type '(datagram seqpacket))
-           (error "netproc does not support :type %s yet" type))
-          (t (error "Unsupported connection type"))))
+    (when (and (eq type 'seqpacket)
+               (not (eq (plist-get target :family) 'local)))
+      ;; What socket(2) answers; Emacs reports it so.
+      (signal 'file-error
+              (cons (if (plist-get args :server)
+                        "make server process failed"
+                      "make client process failed")
+                    (cons "Socket type not supported" args))))
+    (when type
+      (error "netproc does not support :type %s yet" type)))
   (when (plist-get args :server)
-    (when (plist-get args :nowait)
-      (error "`:server' is incompatible with `:nowait'"))
-    (error "netproc does not support servers yet")))
+    (error "netproc does not support servers yet"))
+  (dolist (option netproc--network-options)
+    (when (plist-member args option)
+      (error "netproc does not support the network option %s yet" option))))
 
 (defun netproc--address-form-p (address)
   "Non-nil if ADDRESS has one of the forms Emacs takes for an address.
@@ -57,7 +73,7 @@ system has no use for become the symbol `unsupported'."
         ((eql value 1) 'local)
         ((eql value 2) 'ipv4)
         ((eql value 10) 'ipv6)
-        ((integerp value) 'unsupported)
+        ((fixnump value) 'unsupported)
         (t (error "Unknown address family"))))
 
 (defun netproc--portstring (service)
@@ -69,11 +85,23 @@ system has no use for become the symbol `unsupported'."
 
 (defun netproc--port (portstring)
   "Return the port number of PORTSTRING, or nil when no service has it.
-Numbers wrap at 16 bits as they do in the C library."
+A number is read as the C library reads it: `strtoul', kept as a 32-bit
+int that must not be negative, then cut to 16 bits."
   (cond ((equal portstring "") 0)
-        ((string-match-p "\\`[0-9]+\\'" portstring)
-         (logand (string-to-number portstring) #xffff))
+        ((string-match "\\`[ \t\n\v\f\r]*\\([-+]?\\)\\([0-9]+\\)\\'" portstring)
+         (let* ((digits (string-to-number (match-string 2 portstring)))
+                (value (cond ((>= digits (expt 2 64)) (1- (expt 2 64)))
+                             ((equal (match-string 1 portstring) "-")
+                              (mod (- digits) (expt 2 64)))
+                             (t digits)))
+                (int (logand value #xffffffff)))
+           (and (< int #x80000000) (logand int #xffff))))
         (t (netproc--service-port portstring))))
+
+(defun netproc--literal-family (host)
+  "Return `ipv4' or `ipv6' if HOST is a numeric address of that family."
+  (cond ((string-match-p "\\`[0-9]+\\(\\.[0-9]+\\)\\{3\\}\\'" host) 'ipv4)
+        ((string-match-p "\\`[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\\'" host) 'ipv6)))
 
 (defun netproc--default-coding (args buffer host service)
   "Return (DECODING . ENCODING) for a netproc made with ARGS.
@@ -150,10 +178,29 @@ The value is a plist with :family, :host, :portstring, :port, :path and
 (defun netproc--lookup-error (target)
   "Return the resolver's complaint about TARGET, or nil if it has none.
 These are the failures the C library reports before any lookup."
-  (cond ((eq (plist-get target :family) 'unsupported)
-         "ai_family not supported")
-        ((and (plist-get target :host) (null (plist-get target :port)))
-         "Servname not supported for ai_socktype")))
+  (let ((family (plist-get target :family))
+        (host (plist-get target :host)))
+    (cond ((eq family 'unsupported)
+           "ai_family not supported")
+        ((and host (null (plist-get target :port)))
+         "Servname not supported for ai_socktype")
+        ((and host (memq family '(ipv4 ipv6))
+              (memq (netproc--literal-family host) '(ipv4 ipv6))
+              (not (eq (netproc--literal-family host) family)))
+         "Address family for hostname not supported"))))
+
+(defun netproc--contact-plist (args target)
+  "Return the contact plist of a netproc made with ARGS and TARGET.
+That is ARGS itself, as in Emacs, with two amendments: a Unix socket's
+:host is nil, and an odd trailing keyword gets a nil value (Emacs reads it
+as nil too, but crashes when it later adds :remote to such a list)."
+  (let ((contact args))
+    (when (cl-oddp (length contact))
+      (setq contact (append contact (list nil))))
+    (when (and (eq (plist-get target :family) 'local)
+               (plist-get contact :host))
+      (setq contact (plist-put contact :host nil)))
+    contact))
 
 (defun netproc--setup (args target)
   "Register a netproc for ARGS and TARGET; return its state."
@@ -164,16 +211,14 @@ These are the failures the C library reports before any lookup."
          (tls (plist-get args :tls-parameters)))
     (unless (listp tls)
       (signal 'wrong-type-argument (list 'listp tls)))
+    (netproc--check-supported args target)
     (when tls
       (error "netproc does not support TLS; use `make-network-process'"))
-    (dolist (option netproc--network-options)
-      (when (plist-member args option)
-        (error "netproc does not support the network option %s yet" option)))
     (let ((st (netproc--register name))
           (coding (netproc--default-coding
                    args buffer (plist-get target :host)
                    (plist-get args :service))))
-      (setf (netproc--st-contact st) args
+      (setf (netproc--st-contact st) (netproc--contact-plist args target)
             (netproc--st-buffer st) buffer
             (netproc--st-mark st) (make-marker)
             (netproc--st-plist st) plist
@@ -292,12 +337,20 @@ A quit cancels the connect."
       (netproc--check-coding (plist-get args :coding)))
     (netproc--ensure-engine)
     (let ((st (netproc--setup args target)))
-      (if lookup-error
-          (netproc--fail-lookup st lookup-error)
+      (cond
+       (lookup-error (netproc--fail-lookup st lookup-error))
+       ((and (netproc--st-nowait st) (plist-get target :path)
+             (not (file-exists-p (plist-get target :path))))
+        ;; Emacs connects a Unix socket at once even with :nowait, and a
+        ;; missing path makes the status `file-missing' before it returns.
+        (netproc--on-failed
+         (netproc--st-proc st) st
+         (list netproc--enoent (netproc--strerror netproc--enoent) nil)))
+       (t
         (netproc--start-connect st target)
         (unless (netproc--st-nowait st)
           (netproc--await-connect st)
-          (netproc--check-coding-after-connect st args)))
+          (netproc--check-coding-after-connect st args))))
       (netproc--st-proc st))))
 
 (provide 'netproc-make)

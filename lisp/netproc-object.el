@@ -121,7 +121,7 @@ buffer's netproc."
   (cond ((netproc-p designator) designator)
         ((null designator)
          (or (netproc--buffer-netproc (current-buffer))
-             (error "Current buffer has no process")))
+             (error "Buffer %s has no process" (buffer-name))))
         ((stringp designator)
          (or (gethash designator netproc--listed)
              (let ((buffer (get-buffer designator)))

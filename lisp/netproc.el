@@ -104,11 +104,16 @@ not supported yet and signal an error."
     (error "Process %s not running" (netproc--rec-name proc))))
 
 (defun netproc--encode (st string)
-  "Return STRING as the bytes to send for ST: encoded if multibyte."
-  (if (multibyte-string-p string)
-      (encode-coding-string string (or (netproc--st-encode st) 'no-conversion)
-                            t)
-    string))
+  "Return STRING as the bytes to send for ST.
+Multibyte text is encoded.  Unibyte text keeps its bytes, but gets the
+end-of-line conversion of the encoding, as Emacs does it."
+  (let ((coding (netproc--st-encode st)))
+    (cond ((multibyte-string-p string)
+           (encode-coding-string string (or coding 'no-conversion)))
+          ((and coding (memq (coding-system-eol-type coding) '(1 2)))
+           (encode-coding-string
+            string (coding-system-change-text-conversion coding 'raw-text)))
+          (t string))))
 
 (defun netproc--queue (proc st string)
   "Queue STRING on PROC (state ST), waiting while the queue is too full."
@@ -172,14 +177,18 @@ returns, unless NETPROC had already closed.  NETPROC may be a netproc,
 its buffer or its name, and defaults to the current buffer's netproc."
   (let* ((proc (netproc--get-netproc netproc))
          (st (netproc--st proc))
-         (was (netproc--st-status st)))
+         (listed (eq (gethash (netproc--rec-name proc) netproc--listed)
+                     proc)))
     (netproc--forget proc)
     (when (netproc--st-conn st)
       (netproc--close (netproc--st-conn st)))
     (setf (netproc--st-status st) 'closed
           (netproc--st-exit-status st) 0
           (netproc--st-held st) nil)
-    (unless (eq was 'closed)
+    ;; Emacs notifies the processes it still lists: a connection that
+    ;; closed and left the list with `delete-exited-processes' gets no
+    ;; second sentinel call.
+    (when listed
       (netproc--sentinel-call proc st "deleted\n")
       (netproc--report-deferred-errors))
     nil))
@@ -245,7 +254,9 @@ also holds the :remote and :local addresses once connected; with a
 keyword, its value.  While NETPROC is still connecting this waits,
 unless NO-BLOCK is non-nil: then it returns nil."
   (let ((st (netproc--st netproc)))
-    (if (and no-block (eq (netproc--st-status st) 'connect))
+    ;; Emacs answers nil to NO-BLOCK whenever there is no socket: still
+    ;; connecting, failed, closed or deleted.
+    (if (and no-block (not (eq (netproc--st-status st) 'open)))
         nil
       (netproc--await-socket st)
       (let ((contact (netproc--st-contact st)))
@@ -267,6 +278,11 @@ unless NO-BLOCK is non-nil: then it returns nil."
       (signal 'wrong-type-argument (list 'bufferp buffer)))
     (setf (netproc--st-buffer st) buffer)
     (netproc--contact-put st :buffer buffer)
+    ;; As Emacs does: the mark goes to the end of the new buffer.
+    (if (buffer-live-p buffer)
+        (set-marker (netproc--st-mark st)
+                    (with-current-buffer buffer (point-max)) buffer)
+      (set-marker (netproc--st-mark st) nil))
     buffer))
 
 (defun netproc-mark (netproc)
@@ -442,7 +458,8 @@ dispatched in order all the same."
   "Return a list of the netprocs that are not deleted, newest first."
   (let (all)
     (maphash (lambda (_name proc) (push proc all)) netproc--listed)
-    all))
+    ;; A name freed and taken again keeps its old place in the table.
+    (sort all (lambda (a b) (> (netproc--rec-id a) (netproc--rec-id b))))))
 
 (defun get-netproc (name)
   "Return the netproc named NAME, or nil."

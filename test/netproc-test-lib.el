@@ -206,6 +206,24 @@ described when noted.  DEPTH bounds the recursion."
   (declare (indent 1) (debug t))
   `(netproc-test-note ,tag (netproc-test-try ,@body)))
 
+(defmacro netproc-test-note-deliberate (tag builtin netproc &rest body)
+  "Record TAG for BODY, a step where netproc differs from the builtin on purpose.
+BUILTIN and NETPROC are what `netproc-test-try' must give for BODY on
+each side (README.org lists the difference).  When the side gives what
+it should, (TAG :as-documented) is recorded, so the traces stay equal;
+otherwise (TAG :undocumented RESULT), so they differ and show it."
+  (declare (indent 3) (debug t))
+  (let ((result (make-symbol "result")))
+    `(let ((,result (netproc-test-try ,@body)))
+       (netproc-test-note ,tag
+                          (if (equal (netproc-test--norm ,result 0)
+                                     (netproc-test--norm
+                                      (if (eq netproc-test--side 'netproc)
+                                          ,netproc ,builtin)
+                                      0))
+                              :as-documented
+                            (list :undocumented ,result))))))
+
 (defun netproc-test-filter (proc string)
   "A filter that records (:filter PROC STRING MULTIBYTE-P)."
   (netproc-test-note :filter proc string (multibyte-string-p string)))
@@ -282,6 +300,9 @@ DEPTH bounds the recursion."
    ((integerp object)
     (let ((pair (assoc object netproc-test--subst)))
       (if pair (cdr pair) object)))
+   ;; The naming rule makes `netproc-p' the twin of `processp', in the
+   ;; data of wrong-type-argument errors too.
+   ((eq object 'netproc-p) 'processp)
    ((byte-code-function-p object) :compiled-function)
    ((and (consp object) (eq (car object) 'closure)) :closure)
    ((consp object)

@@ -369,12 +369,16 @@ event_payload (emacs_env *env, const NpEvent *ev)
     case NP_EVENT_FAILED:
       {
         const char *msg = ev->message ? ev->message : g_strerror (ev->code);
-        emacs_value items[3] = {
+        emacs_value items[5] = {
           env->make_integer (env, ev->code),
           env->make_string (env, msg, strlen (msg)),
           ev->resolve_error ? np_sym.t : np_sym.nil,
+          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->local,
+                               ev->local_len),
+          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
+                               ev->remote_len),
         };
-        return env->funcall (env, np_sym.list, 3, items);
+        return env->funcall (env, np_sym.list, 5, items);
       }
     case NP_EVENT_CLOSED:
       return env->make_integer (env, ev->code);

@@ -31,7 +31,9 @@ char *
 np__resolver_message (const GError *error, const char *host)
 {
   const char *msg = error->message;
-  const char *at = host && *host ? strstr (msg, host) : NULL;
+  /* An empty HOST is found at the start; its separator is then the first
+     ": " in the message, which is the one after the quoted name.  */
+  const char *at = host ? strstr (msg, host) : NULL;
   if (at)
     {
       const char *sep = strstr (at + strlen (host), ": ");

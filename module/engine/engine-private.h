@@ -91,6 +91,10 @@ struct NpConn
   GArray *targets;                /* of NpTarget, addresses to try */
   guint next_target;
   int last_errno;
+  /* The addresses of the last attempt, for the FAILED event: Emacs shows
+     them in the contact of a refused connection.  */
+  struct sockaddr_storage tried_local, tried_remote;
+  socklen_t tried_local_len, tried_remote_len;
   gboolean user_paused;
   gboolean shut_wr_requested;
   gboolean shut_wr_done;

@@ -34,7 +34,8 @@ typedef enum
   /* Connecting failed.  CODE is the errno (e.g. ECONNREFUSED) of the last
      address tried, MESSAGE its text.  When name resolution failed,
      RESOLVE_ERROR is TRUE, CODE is 0 and MESSAGE is the resolver's text as
-     gai_strerror() words it ("Name or service not known").  */
+     gai_strerror() words it ("Name or service not known").  When an
+     address was tried, LOCAL and REMOTE hold the last attempt's.  */
   NP_EVENT_FAILED = 3,
   /* The connection ended without np_conn_close(): CODE 0 for an orderly
      end of file from the peer, else the errno of the failed read or write
@@ -52,7 +53,7 @@ typedef struct
   int code;
   gboolean resolve_error;
   char *message;          /* FAILED and CLOSED (may be NULL), owned */
-  struct sockaddr_storage local, remote;  /* OPEN only */
+  struct sockaddr_storage local, remote;  /* OPEN, FAILED */
   socklen_t local_len, remote_len;
   gsize len;              /* DATA only */
   guint8 data[];          /* DATA only: LEN bytes */

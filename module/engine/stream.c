@@ -254,12 +254,38 @@ conn_end (NpConn *conn, int err)
           err ? g_strdup (g_strerror (err)) : NULL);
 }
 
+/* Remember where the attempt on the current socket went, before the
+   socket is dropped.  */
+static void
+note_attempt (NpConn *conn, const NpTarget *target)
+{
+  memcpy (&conn->tried_remote, &target->addr, target->len);
+  conn->tried_remote_len = target->len;
+  conn->tried_local_len = sizeof conn->tried_local;
+  if (getsockname (g_socket_get_fd (conn->socket),
+                   (struct sockaddr *) &conn->tried_local,
+                   &conn->tried_local_len) < 0)
+    conn->tried_local_len = 0;
+}
+
 /* May free CONN.  */
 static void
 fail_connect (NpConn *conn)
 {
   int err = conn->last_errno ? conn->last_errno : ECONNREFUSED;
-  finish (conn, NP_EVENT_FAILED, err, FALSE, g_strdup (g_strerror (err)));
+  NpEvent *event = np__event_new (conn->id, NP_EVENT_FAILED, 0);
+  event->code = err;
+  event->message = g_strdup (g_strerror (err));
+  memcpy (&event->local, &conn->tried_local, conn->tried_local_len);
+  event->local_len = conn->tried_local_len;
+  memcpy (&event->remote, &conn->tried_remote, conn->tried_remote_len);
+  event->remote_len = conn->tried_remote_len;
+
+  pthread_mutex_lock (&conn->out_lock);
+  conn->accepting = FALSE;
+  pthread_mutex_unlock (&conn->out_lock);
+  np__channel_post (conn->engine, conn, event);
+  teardown (conn);
 }
 
 /* Chunks written: drop them, and tell waiting senders when the queue has
@@ -476,6 +502,8 @@ on_connect_ready (GSocket *socket, GIOCondition condition, gpointer data)
   else
     {
       conn->last_errno = err;
+      note_attempt (conn, &g_array_index (conn->targets, NpTarget,
+                                          conn->next_target - 1));
       drop_socket (conn);
       try_next_target (conn);
     }
@@ -529,6 +557,7 @@ try_next_target (NpConn *conn)
       /* Unix sockets fail at once (ENOENT, ECONNREFUSED, EAGAIN for a
          full backlog); so does TCP with ENETUNREACH and the like.  */
       conn->last_errno = errno;
+      note_attempt (conn, target);
       drop_socket (conn);
     }
   fail_connect (conn);
