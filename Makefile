@@ -4,7 +4,6 @@
 #   make check      install missing Debian packages, build, run every test
 #   make demo       the same client scenario over the builtin and over netproc
 #   make sanitize   engine tests under TSan and ASan, ERT against an ASan module
-#   make bench      side-by-side benchmarks
 
 EMACS   ?= emacs
 CC      ?= gcc
@@ -28,7 +27,7 @@ TEST_HELPERS_SRC = $(filter-out $(ENGINE_TESTS_SRC),$(wildcard test/engine/*.c))
 
 DEBIAN_PACKAGES = emacs-nox libglib2.0-dev pkg-config gcc make socat binutils
 
-.PHONY: all deps check check-engine check-lisp sanitize demo bench clean
+.PHONY: all deps check check-engine check-lisp sanitize demo clean
 
 LISP_ELC = $(patsubst %.el,%.elc,$(wildcard lisp/*.el))
 
@@ -75,10 +74,6 @@ sanitize: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(EMACS) -Q --batch -L lisp -l demo/demo.el
-
-bench: deps
-	@$(MAKE) --no-print-directory all
-	@bench/run.sh
 
 clean:
 	rm -rf build $(MODULE) lisp/*.elc
