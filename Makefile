@@ -36,8 +36,10 @@ all: $(MODULE) $(LISP_ELC)
 $(MODULE): $(ENGINE_SRC) $(BINDING_SRC) $(ENGINE_HDR) $(BINDING_HDR)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(ENGINE_SRC) $(BINDING_SRC) $(GLIB_LIBS) -lpthread
 
-lisp/%.elc: lisp/%.el $(MODULE)
-	$(EMACS) -Q --batch -L lisp --eval '(setq byte-compile-error-on-warn t)' \
+# Every file is compiled against the current sources of the others.
+lisp/%.elc: lisp/%.el $(wildcard lisp/*.el) $(MODULE)
+	$(EMACS) -Q --batch -L lisp \
+	  --eval '(setq byte-compile-error-on-warn t load-prefer-newer t)' \
 	  -f batch-byte-compile $<
 
 # Installs what is missing, nothing else; CI has no terminal.

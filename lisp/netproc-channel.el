@@ -64,6 +64,11 @@ Each is (KIND . ERROR), KIND being `filter' or `sentinel'.")
 
 (defvar netproc--redispatch-timer nil)
 
+(defvar netproc--wait-predicate nil
+  "What the innermost netproc wait waits for, a function of no arguments.
+Bound only while netproc waits for something itself; filters and
+sentinels run with it nil.")
+
 (defvar netproc--channel nil
   "The pipe process the engine rings when events are queued.")
 
@@ -149,7 +154,8 @@ filter that waits) carries on from the right place."
           (setq finished t))
       (unless finished
         (netproc--schedule-redispatch))))
-  (netproc--report-deferred-errors))
+  (netproc--report-deferred-errors)
+  (netproc--end-wait-if-satisfied))
 
 (defun netproc--schedule-redispatch ()
   "Finish the interrupted batch at the next chance Emacs gets."
@@ -163,14 +169,17 @@ KIND is `filter' or `sentinel'.  The current buffer is kept.  An error is
 caught and kept for `netproc--report-deferred-errors', unless
 `debug-on-error' is non-nil: then it propagates."
   (save-current-buffer
+    (setq args (cons function args))
+    ;; A wait inside the filter must not end the wait that is running it.
     ;; Not `condition-case-unless-debug': that would call the debugger
     ;; and then catch.  Emacs catches nothing while `debug-on-error' is
     ;; set, so the error reaches whoever is waiting.
-    (if debug-on-error
-        (apply function args)
-      (condition-case err
-          (apply function args)
-        (error (push (cons kind err) netproc--deferred-errors))))))
+    (let ((netproc--wait-predicate nil))
+      (if debug-on-error
+          (apply args)
+        (condition-case err
+            (apply args)
+          (error (push (cons kind err) netproc--deferred-errors)))))))
 
 (defun netproc--report-deferred-errors ()
   "Report the errors caught in filters and sentinels as Emacs does.
@@ -190,13 +199,36 @@ seconds; in batch mode it prints the message and exits with status 255."
             (let ((inhibit-quit t))
               (sleep-for 2))))))))
 
-(defun netproc--wait-once (&optional seconds)
-  "Wait up to SECONDS (default 0.05) for events and dispatch them.
-Draining directly as well as through the channel keeps a wait that runs
-inside a filter from depending on the channel's filter being re-entered."
-  (netproc--dispatch)
-  (accept-process-output nil (or seconds 0.05))
-  (netproc--dispatch))
+(defun netproc--wait-until (predicate &optional seconds)
+  "Dispatch events until PREDICATE returns non-nil; return its value.
+Give up after SECONDS (nil means no limit) and return nil.  Emacs runs
+timers and other processes meanwhile, and \[keyboard-quit] quits.
+
+The wait is on the channel itself, so Emacs returns as soon as events
+came and were dispatched, rather than after the ten milliseconds of
+quiet that a wait on all processes needs.  While a busy connection
+keeps the channel readable, Emacs would keep reading it without
+returning; the dispatcher ends the wait itself once PREDICATE holds."
+  (let ((deadline (and seconds (+ (float-time) seconds)))
+        value)
+    (netproc--dispatch)
+    (while (and (not (setq value (funcall predicate)))
+                (or (null deadline) (< (float-time) deadline)))
+      (let ((slice (if deadline
+                       (max 0.001 (min 0.05 (- deadline (float-time))))
+                     0.05)))
+        (if (process-live-p netproc--channel)
+            (catch 'netproc--wait-satisfied
+              (let ((netproc--wait-predicate predicate))
+                (accept-process-output netproc--channel slice)))
+          ;; No channel, so no events: keep time for timers and quits.
+          (accept-process-output nil slice))))
+    value))
+
+(defun netproc--end-wait-if-satisfied ()
+  "End the innermost netproc wait if what it waits for has come."
+  (when (and netproc--wait-predicate (funcall netproc--wait-predicate))
+    (throw 'netproc--wait-satisfied t)))
 
 (provide 'netproc-channel)
 

@@ -189,14 +189,16 @@ With FINAL, decode everything that is left."
          (input (if (equal (netproc--st-carry st) "")
                     bytes
                   (concat (netproc--st-carry st) bytes)))
-         (hold (if (or final (null coding))
-                   0
-                 (netproc--incomplete-tail input coding)))
+         (hold (if final 0
+                 (netproc--incomplete-tail input (or coding 'undecided))))
          (ready (if (> hold 0) (substring input 0 (- hold)) input)))
     (setf (netproc--st-carry st)
           (if (> hold 0) (substring input (- hold)) ""))
+    ;; No decoding at all detects, as Emacs's nil does.
+    (unless coding
+      (setq coding 'undecided))
     (cond
-     ((or (null coding) (equal ready "")) ready)
+     ((equal ready "") ready)
      ;; Bytes pass through these unchanged, and unibyte, as in Emacs.
      ((memq coding '(binary no-conversion)) ready)
      (t

@@ -235,6 +235,7 @@ as nil too, but crashes when it later adds :remote to such a list)."
         (when filter (setf (netproc--st-filter st) filter))
         (when sentinel (setf (netproc--st-sentinel st) sentinel)))
       (when (buffer-live-p buffer)
+        (netproc--watch-buffer buffer)
         (set-marker (netproc--st-mark st)
                     (with-current-buffer buffer (point-max)) buffer))
       st)))
@@ -293,8 +294,8 @@ A quit cancels the connect."
     (setf (netproc--st-blocking st) t)
     (unwind-protect
         (progn
-          (while (eq (netproc--st-status st) 'connect)
-            (netproc--wait-once))
+          (netproc--wait-until
+           (lambda () (not (eq (netproc--st-status st) 'connect))))
           (setq settled t))
       (setf (netproc--st-blocking st) nil)
       (unless settled

@@ -105,6 +105,15 @@ Emacs hash tables keep insertion order, so this is also creation order.")
              netproc--listed)
     nil))
 
+(declare-function netproc--kill-buffer-netprocs "netproc" ())
+
+(defun netproc--watch-buffer (buffer)
+  "Delete BUFFER's netprocs when it is killed, after its other hooks.
+A buffer-local hook at the greatest depth runs after the buffer's own
+functions, as Emacs deletes a buffer's processes after `kill-buffer-hook'."
+  (with-current-buffer buffer
+    (add-hook 'kill-buffer-hook #'netproc--kill-buffer-netprocs 100 t)))
+
 (defun netproc--designated (designator)
   "Return the netproc that DESIGNATOR (netproc, buffer or name) means.
 Return nil when a buffer or name designates none; signal
@@ -128,6 +137,8 @@ buffer's netproc."
                (and buffer (netproc--buffer-netproc buffer)))
              (error "Process %s does not exist" designator)))
         ((bufferp designator)
+         (unless (buffer-live-p designator)
+           (error "Attempt to get process for a dead buffer"))
          (or (netproc--buffer-netproc designator)
              (error "Buffer %s has no process" (buffer-name designator))))
         (t (signal 'wrong-type-argument (list 'netproc-p designator)))))

@@ -95,8 +95,7 @@ not supported yet and signal an error."
 
 (defun netproc--await-socket (st)
   "Wait while ST is still connecting asynchronously."
-  (while (eq (netproc--st-status st) 'connect)
-    (netproc--wait-once)))
+  (netproc--wait-until (lambda () (not (eq (netproc--st-status st) 'connect)))))
 
 (defun netproc--check-running (proc st)
   "Signal Emacs's error unless PROC (state ST) can send."
@@ -127,9 +126,11 @@ end-of-line conversion of the encoding, as Emacs does it."
     (unless (equal bytes "")
       (let ((conn (netproc--st-conn st)))
         (when (> (netproc--send conn bytes) netproc-send-high-water-mark)
-          (while (and (eq (netproc--st-status st) 'open)
-                      (> (netproc--queued conn) netproc-send-high-water-mark))
-            (netproc--wait-once)))))))
+          (netproc--wait-until
+           (lambda ()
+             (or (not (eq (netproc--st-status st) 'open))
+                 (<= (netproc--queued conn)
+                     netproc-send-high-water-mark)))))))))
 
 (defun netproc-send-string (netproc string)
   "Send STRING to NETPROC, as `process-send-string' does.
@@ -170,16 +171,17 @@ defaults to the current buffer's netproc.  Return NETPROC."
 
 ;;; Deleting
 
-(defun delete-netproc (&optional netproc)
+(defun delete-netproc (netproc)
   "Delete NETPROC: close its connection and run its sentinel.
 Like `delete-process': the sentinel gets \"deleted\\n\" before this
-returns, unless NETPROC had already closed.  NETPROC may be a netproc,
-its buffer or its name, and defaults to the current buffer's netproc."
+returns, unless NETPROC had already closed and left `netproc-list'.
+NETPROC may be a netproc, its buffer or its name; nil means the current
+buffer's netproc."
   (let* ((proc (netproc--get-netproc netproc))
          (st (netproc--st proc))
          (listed (eq (gethash (netproc--rec-name proc) netproc--listed)
                      proc)))
-    (netproc--forget proc)
+    (netproc--forget-events proc)
     (when (netproc--st-conn st)
       (netproc--close (netproc--st-conn st)))
     (setf (netproc--st-status st) 'closed
@@ -187,10 +189,15 @@ its buffer or its name, and defaults to the current buffer's netproc."
           (netproc--st-held st) nil)
     ;; Emacs notifies the processes it still lists: a connection that
     ;; closed and left the list with `delete-exited-processes' gets no
-    ;; second sentinel call.
+    ;; second sentinel call.  It unlists the deleted one before the
+    ;; sentinel when `delete-exited-processes' is set, else after it (and
+    ;; not at all if the sentinel exits non-locally).
+    (when delete-exited-processes
+      (netproc--unlist proc))
     (when listed
       (netproc--sentinel-call proc st "deleted\n")
       (netproc--report-deferred-errors))
+    (netproc--unlist proc)
     nil))
 
 ;;; Status
@@ -232,7 +239,7 @@ NETPROC must be a netproc."
   (netproc--st netproc)
   nil)
 
-(defun netproc-tty-name (netproc &optional _stream)
+(defun netproc-tty-name (netproc)
   "Return nil: NETPROC has no terminal, as a network process has none."
   (netproc--st netproc)
   nil)
@@ -279,10 +286,13 @@ unless NO-BLOCK is non-nil: then it returns nil."
     (setf (netproc--st-buffer st) buffer)
     (netproc--contact-put st :buffer buffer)
     ;; As Emacs does: the mark goes to the end of the new buffer.
-    (if (buffer-live-p buffer)
-        (set-marker (netproc--st-mark st)
-                    (with-current-buffer buffer (point-max)) buffer)
-      (set-marker (netproc--st-mark st) nil))
+    (cond ((buffer-live-p buffer)
+           (netproc--watch-buffer buffer)
+           (set-marker (netproc--st-mark st)
+                       (with-current-buffer buffer (point-max)) buffer))
+          ;; A marker cannot point into a killed buffer: Emacs's ends up
+          ;; pointing nowhere.
+          (buffer (set-marker (netproc--st-mark st) nil)))
     buffer))
 
 (defun netproc-mark (netproc)
@@ -358,7 +368,8 @@ is set."
 
 (defun set-netproc-inherit-coding-system-flag (netproc flag)
   "Set the inherit-coding-system flag of NETPROC to FLAG; return FLAG."
-  (setf (netproc--st-inherit-coding (netproc--st netproc)) flag))
+  (setf (netproc--st-inherit-coding (netproc--st netproc)) (and flag t))
+  flag)
 
 ;;; Coding
 
@@ -371,27 +382,35 @@ is set."
   "Use DECODING for what NETPROC receives and ENCODING for what it sends.
 Like `set-process-coding-system'; returns nil."
   (let ((st (netproc--st netproc)))
-    (unless (memq (netproc--st-status st) '(open connect))
-      (error "Input file descriptor of %s closed" (netproc--rec-name netproc)))
     (check-coding-system decoding)
     (check-coding-system encoding)
-    (when (and encoding (vectorp (coding-system-eol-type encoding)))
-      (setq encoding (coding-system-change-eol-conversion encoding 'unix)))
+    ;; Emacs gives an encoding that leaves the end of line open Unix
+    ;; line ends, and no encoding at all is then `raw-text-unix'.
+    (setq encoding (if (null encoding)
+                       'raw-text-unix
+                     (if (vectorp (coding-system-eol-type encoding))
+                         (coding-system-change-eol-conversion encoding 'unix)
+                       encoding)))
     (setf (netproc--st-decode st) decoding
           (netproc--st-encode st) encoding)
     nil))
 
 (defun netproc-filter-multibyte-p (netproc)
   "Return non-nil if NETPROC's filter gets multibyte strings."
-  (let ((decode (netproc--st-decode (netproc--st netproc))))
-    (and decode (not (eq (coding-system-type decode) 'raw-text)))))
+  (let* ((st (netproc--st netproc))
+         (decode (netproc--st-decode st)))
+    ;; Emacs answers nil for a connection that has no socket.
+    (and (eq (netproc--st-status st) 'open)
+         decode (not (eq (coding-system-type decode) 'raw-text)))))
 
 (defun set-netproc-filter-multibyte (netproc flag)
   "With FLAG nil, give NETPROC's filter unibyte strings from now on.
 As `set-process-filter-multibyte' does in Emacs 28, this switches the
 decoding to `raw-text' with the same end-of-line conversion."
   (let ((st (netproc--st netproc)))
-    (when (and (null flag) (netproc--st-decode st))
+    (when (and (null flag) (netproc--st-decode st)
+               (not (eq (coding-system-type (netproc--st-decode st))
+                        'raw-text)))
       (setf (netproc--st-decode st)
             (coding-system-change-text-conversion (netproc--st-decode st)
                                                   'raw-text)))
@@ -436,20 +455,25 @@ most SECONDS plus MILLISEC milliseconds, or until output arrives.  Return
 non-nil if NETPROC (or anything, when NETPROC is nil) gave output.
 JUST-THIS-ONE is accepted for compatibility: other netprocs' events are
 dispatched in order all the same."
+  (if millisec
+      (progn
+        (unless (fixnump millisec)
+          (signal 'wrong-type-argument (list 'fixnump millisec)))
+        (unless (or (null seconds) (fixnump seconds))
+          (signal 'wrong-type-argument (list 'fixnump seconds))))
+    (unless (or (null seconds) (numberp seconds))
+      (signal 'wrong-type-argument (list 'numberp seconds))))
   (if (null netproc)
       (prog1 (accept-process-output nil seconds millisec)
         (netproc--dispatch))
     (let* ((st (netproc--st netproc))
            (limit (and (or seconds millisec)
                        (+ (or seconds 0) (/ (or millisec 0) 1000.0))))
-           (deadline (and limit (+ (float-time) limit)))
            (reads (netproc--st-reads st)))
-      (netproc--dispatch)
-      (while (and (= (netproc--st-reads st) reads)
-                  (memq (netproc--st-status st) '(open connect))
-                  (or (null deadline) (< (float-time) deadline)))
-        (netproc--wait-once
-         (if deadline (max 0.001 (min 0.05 (- deadline (float-time)))) 0.05)))
+      (netproc--wait-until
+       (lambda () (or (> (netproc--st-reads st) reads)
+                      (not (memq (netproc--st-status st) '(open connect)))))
+       limit)
       (> (netproc--st-reads st) reads))))
 
 ;;; Lists and lookups
@@ -468,13 +492,15 @@ dispatched in order all the same."
         (t (signal 'wrong-type-argument (list 'stringp name)))))
 
 (defun netproc-datagram-address (netproc)
-  "Return nil: NETPROC is a stream connection, with no datagram address."
-  (netproc--st netproc)
+  "Return nil: NETPROC is a stream connection, with no datagram address.
+Like Emacs, wait first while NETPROC is still connecting."
+  (netproc--await-socket (netproc--st netproc))
   nil)
 
 (defun set-netproc-datagram-address (netproc _address)
-  "Return nil: NETPROC is a stream connection, with no datagram address."
-  (netproc--st netproc)
+  "Return nil: NETPROC is a stream connection, with no datagram address.
+Like Emacs, wait first while NETPROC is still connecting."
+  (netproc--await-socket (netproc--st netproc))
   nil)
 
 (defun set-netproc-option (netproc option value &optional _no-error)
@@ -496,14 +522,17 @@ Like `process-kill-buffer-query-function'."
                              (buffer-name (current-buffer)))))))
 
 (defun netproc--kill-buffer-netprocs ()
-  "Delete the netprocs of the buffer being killed, as Emacs does."
-  (when (> (hash-table-count netproc--listed) 0)
-    (let ((buffer (current-buffer)) doomed)
-      (maphash (lambda (_name proc)
-                 (when (eq (netproc--st-buffer (netproc--st proc)) buffer)
-                   (push proc doomed)))
-               netproc--listed)
-      (mapc #'delete-netproc (nreverse doomed)))))
+  "Delete the netprocs of the buffer being killed, as Emacs does.
+Emacs deletes a buffer's processes once `kill-buffer-hook' has run, newest
+first; this runs from the buffer's own hook, after every other function."
+  (let ((buffer (current-buffer)) doomed)
+    (maphash (lambda (_name proc)
+               (when (eq (netproc--st-buffer (netproc--st proc)) buffer)
+                 (push proc doomed)))
+             netproc--listed)
+    (mapc #'delete-netproc
+          (sort doomed (lambda (a b)
+                         (> (netproc--rec-id a) (netproc--rec-id b)))))))
 
 (defun netproc--kill-emacs-query ()
   "Ask before exiting while flagged netprocs are alive."
@@ -516,7 +545,6 @@ Like `process-kill-buffer-query-function'."
       (yes-or-no-p "Active processes exist; kill them and exit anyway? ")))
 
 (add-hook 'kill-buffer-query-functions #'netproc-kill-buffer-query-function)
-(add-hook 'kill-buffer-hook #'netproc--kill-buffer-netprocs)
 (add-hook 'kill-emacs-query-functions #'netproc--kill-emacs-query)
 (add-hook 'kill-emacs-hook #'netproc--shutdown)
 

@@ -97,11 +97,13 @@ as a builtin filter's does; the other netproc's data still arrives."
         (cl-flet ((catching (fn)
                     (condition-case err (funcall fn)
                       (error (setq caught err)))))
-          (catching (lambda () (netproc-test-peer-conn peer 0)))
-          (catching (lambda () (netproc-test-peer-conn peer 1)))
-          (catching (lambda () (netproc-test-peer-send peer "to-a" 0)))
-          (catching (lambda () (netproc-test-peer-send peer "to-b-1" 1)))
-          (catching (lambda () (netproc-test-peer-send peer "to-b-2" 1)))
+          ;; The peer writes all three before Emacs waits again, so no
+          ;; error from A's filter can come between them.
+          (let ((conn-a (netproc-test-peer-conn peer 0))
+                (conn-b (netproc-test-peer-conn peer 1)))
+            (process-send-string conn-a "to-a")
+            (process-send-string conn-b "to-b-1")
+            (process-send-string conn-b "to-b-2"))
           (while (and (not (and caught (equal got-b "to-b-1to-b-2")))
                       (< (float-time) end))
             (catching (lambda () (accept-process-output nil 0.05)))))

@@ -266,6 +266,22 @@ engine_destroy (NpEngine *engine)
   g_free (engine);
 }
 
+/* GLib initializes its translations and GIO's type classes lazily, the
+   first time they are used.  Do it here, on the caller's thread, so the
+   first connect does not pay for it: it takes the C library's locale
+   locks and reads translation files, work that would otherwise stall
+   every connection the engine thread serves at that moment.  */
+static void
+warm_up_glib (void)
+{
+  g_autoptr (GInetAddress) address
+    = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GResolver) resolver = g_resolver_get_default ();
+  g_autoptr (GError) error = NULL;
+  g_set_error_literal (&error, G_RESOLVER_ERROR, G_RESOLVER_ERROR_NOT_FOUND,
+                       g_dgettext ("glib20", "Unknown error"));
+}
+
 NpEngine *
 np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
 {
@@ -273,6 +289,7 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
     return NULL;
 
   np__fd_raise_limit ();
+  warm_up_glib ();
 
   NpEngine *engine = g_new0 (NpEngine, 1);
   engine->wake_fd = wake_fd;
