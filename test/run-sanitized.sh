@@ -22,12 +22,13 @@ log=$(mktemp)
 test/run-sanitized-engine.sh 2>&1 | tee "$log"
 tally "$log" "engine under sanitizers"
 
-make --no-print-directory build/asan/netproc-module.so all
+make --no-print-directory build/asan/netproc-module.so \
+  build/asan/no-textdomain.so all
 asan_rt=$(gcc -print-file-name=libasan.so)
 # Emacs's own allocations are not ours to judge: leaks are checked by the
 # engine tests, where every allocation is ours.
 NETPROC_MODULE=$PWD/build/asan/netproc-module.so \
-LD_PRELOAD=$asan_rt \
+LD_PRELOAD="$asan_rt $PWD/build/asan/no-textdomain.so" \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   test/run-lisp-tests.sh 2>&1 | tee "$log"
