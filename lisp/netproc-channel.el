@@ -28,11 +28,14 @@
 (declare-function netproc--handle-event "netproc-io" (id type payload))
 (declare-function netproc--orphan "netproc-io" (proc))
 
+(defconst netproc--top-directory
+  (expand-file-name ".." (file-name-directory
+                          (or load-file-name buffer-file-name)))
+  "The top directory of netproc's sources, where `make' builds it.")
+
 (defconst netproc--module-file
   (or (getenv "NETPROC_MODULE")
-      (expand-file-name "../module/netproc-module.so"
-                        (file-name-directory
-                         (or load-file-name buffer-file-name))))
+      (expand-file-name "module/netproc-module.so" netproc--top-directory))
   "Where `make' puts the compiled module.
 The environment variable NETPROC_MODULE names another build, such as the
 one `make sanitize' makes.")
@@ -47,9 +50,7 @@ one `make sanitize' makes.")
       (error "This Emacs was built without dynamic module support"))
     (unless (file-exists-p netproc--module-file)
       (error "netproc's module is not built: run `make' in %s"
-             (file-name-directory
-              (directory-file-name
-               (file-name-directory netproc--module-file)))))
+             (file-name-as-directory netproc--top-directory)))
     (module-load netproc--module-file)))
 
 (defvar netproc--batch []

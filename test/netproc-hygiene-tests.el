@@ -158,5 +158,94 @@ exports the sanitizer's own symbols besides."
           (funcall 'delete-netproc p)))
       (should (null (funcall 'netproc-list))))))
 
+;;;; Exiting and garbage collection
+
+(defconst netproc-test-exit-form
+  '(let* ((srv (make-network-process
+                :name "s" :server t :host "127.0.0.1" :service t :noquery t
+                :filter (lambda (p s) (process-send-string p s))))
+          (port (process-contact srv :service))
+          (chunk (make-string 65536 ?e))
+          (conns (cl-loop for i below 8
+                          collect (netproc-make-network-process
+                                   :name "x" :service port
+                                   :filter #'ignore))))
+     (require 'cl-lib)
+     ;; Transfers in flight in both directions, then exit at once.
+     (dolist (c conns)
+       (dotimes (_ 16) (netproc-send-string c chunk)))
+     (accept-process-output nil 0.05)
+     (let ((start (float-time)))
+       (add-hook 'kill-emacs-hook
+                 (lambda ()
+                   (princ (format "hook-ran running=%S\n"
+                                  (netproc--running-p))))
+                 90)
+       (princ (format "exiting after %.3f\n" (- (float-time) start)))
+       (kill-emacs 7)))
+  "A child scenario: exit while eight netprocs are busy.")
+
+(ert-deftest netproc-test-hygiene-kill-emacs-in-flight ()
+  "Exiting with transfers in flight stops the engine and exits at once."
+  (let* ((start (float-time))
+         (result (netproc-test-child-emacs
+                  `(progn (require 'cl-lib) (require 'netproc)
+                          ,netproc-test-exit-form)))
+         (elapsed (- (float-time) start)))
+    (should (equal (car result) 7))
+    ;; The engine was stopped (and its thread joined) by the time the last
+    ;; hook ran.
+    (should (string-match-p "hook-ran running=nil" (cdr result)))
+    ;; Start-up included; the exit itself is well under a second.
+    (should (< elapsed 5))))
+
+(ert-deftest netproc-test-hygiene-unreferenced-netproc-lives ()
+  "A netproc nobody references lives until deleted, like a process."
+  (netproc-test-with-cleanup
+    (let* ((peer (netproc-test-peer-start))
+           (got nil))
+      ;; Keep no reference to the netproc itself.
+      (funcall 'netproc-make-network-process
+               :name "orphan" :service (netproc-test-peer-port peer)
+               :filter (lambda (_p s) (setq got (concat got s))))
+      (netproc-test-peer-conn peer)
+      (garbage-collect)
+      (garbage-collect)
+      (netproc-test-peer-send peer "still here")
+      (netproc-test-wait-for (equal got "still here"))
+      (should (equal got "still here"))
+      (should (funcall 'get-netproc "orphan"))
+      (funcall 'delete-netproc "orphan"))))
+
+;;;; Loading
+
+(ert-deftest netproc-test-hygiene-module-not-built ()
+  "Without the compiled module, `require' says so and how to build it."
+  (let* ((process-environment
+          (cons "NETPROC_MODULE=/nonexistent/netproc-module.so"
+                process-environment))
+         (result (netproc-test-child-emacs
+                  '(condition-case err (progn (require 'netproc) 'loaded)
+                     (error (princ (format "%S" err)))))))
+    (should (string-match-p
+             (concat "netproc.s module is not built: run .make. in "
+                     (regexp-quote
+                      (file-name-as-directory
+                       (expand-file-name
+                        ".." (file-name-directory
+                              (locate-library "netproc-test-lib"))))))
+             (cdr result)))))
+
+(ert-deftest netproc-test-hygiene-old-emacs-refused ()
+  "An Emacs older than 28 is told so before anything is loaded."
+  (let ((result (netproc-test-child-emacs
+                 '(condition-case err
+                      (let ((emacs-major-version 27)
+                            (emacs-version "27.2"))
+                        (require 'netproc) 'loaded)
+                    (error (princ (format "%S" err)))))))
+    (should (string-match-p "netproc needs Emacs 28 or later; this is Emacs 27.2"
+                            (cdr result)))))
+
 (provide 'netproc-hygiene-tests)
 ;;; netproc-hygiene-tests.el ends here

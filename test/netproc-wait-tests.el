@@ -204,6 +204,35 @@ as a builtin filter's does; the other netproc's data still arrives."
       (delete-netproc p)
       (delete-process peer))))
 
+(ert-deftest netproc-wait-high-water-keeps-reading ()
+  "A send held at the high-water mark still takes in what the peer sends.
+The peer echoes everything back and writes only as fast as it is read:
+if the waiting sender stopped dispatching, both sides would stall."
+  (netproc-test-with-cleanup
+    (let* ((server (make-network-process
+                    :name "echo" :server t :service t :host "127.0.0.1"
+                    :noquery t :coding 'binary
+                    :filter (lambda (p s) (process-send-string p s))))
+           (port (process-contact server :service))
+           (received 0)
+           (netproc-send-high-water-mark (* 512 1024))
+           (p (netproc-make-network-process
+               :name "big" :service port :noquery t :coding 'binary
+               :filter (lambda (_p s) (setq received (+ received (length s))))))
+           (chunk (make-string 65536 ?w))
+           (total (* 16 1024 1024)))
+      (dotimes (_ (/ total (length chunk)))
+        (netproc-send-string p chunk))
+      (netproc-test-wait-until (lambda () (= received total)) 30 'all-echoed)
+      (should (= received total))
+      (delete-netproc p)
+      (delete-process server)
+      ;; The accepted side closes once it sees the end of file.
+      (netproc-test-wait-until
+       (lambda () (not (cl-some (lambda (q) (string-prefix-p "echo <" (process-name q)))
+                                (process-list))))
+       5 'accepted-side-closed))))
+
 (provide 'netproc-wait-tests)
 
 ;;; netproc-wait-tests.el ends here
