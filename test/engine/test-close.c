@@ -8,7 +8,6 @@
 
 #include "testlib.h"
 
-#define WAIT_MS 10000
 
 /* Takes every event queued at this moment, without waiting.  */
 static void

@@ -10,7 +10,6 @@
 
 #include "testlib.h"
 
-#define WAIT_MS 10000
 
 /* A TCP port with nobody listening: bound, then released.  */
 static guint16

@@ -8,7 +8,6 @@
 
 #include "testlib.h"
 
-#define WAIT_MS 10000
 #define BIG (16u * 1024 * 1024)
 
 /* A position-dependent byte, so a lost, repeated or reordered chunk shows
@@ -20,35 +19,6 @@ pattern (guint32 seed, gsize i)
   return (guint8) (x >> 24);
 }
 
-typedef struct
-{
-  THarness h;
-  int lfd;
-  int peer;
-  NpConn *conn;
-} Pair;
-
-static void
-pair_open (Pair *p, const NpLimits *limits)
-{
-  th_init (&p->h, limits);
-  guint16 port;
-  p->lfd = t_listen_tcp (AF_INET, &port);
-  p->conn = th_connect_tcp (&p->h, 1, "127.0.0.1", port, AF_INET);
-  th_wait (&p->h, 1, NP_EVENT_OPEN, WAIT_MS);
-  p->peer = t_accept (p->lfd, WAIT_MS);
-}
-
-static void
-pair_close (Pair *p)
-{
-  np_conn_close (p->conn);
-  np_conn_unref (p->conn);
-  th_free (&p->h);
-  if (p->peer >= 0)
-    close (p->peer);
-  close (p->lfd);
-}
 
 /* The peer side of the big transfer: writes pattern A, reads and checks
    pattern B, both at once, then closes.  */
@@ -104,8 +74,8 @@ big_peer (void *data)
 static void
 test_transfer_16mib_both_ways (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   BigPeer bp = { .fd = p.peer };
   pthread_t thread;
   pthread_create (&thread, NULL, big_peer, &bp);
@@ -143,14 +113,14 @@ test_transfer_16mib_both_ways (void)
   T_EQ (0, closed->code);
   th_check_order (&p.h, 1);
   T_EQ (0, np_conn_queued (p.conn));
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 static void
 test_peer_close_after_data (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   gsize n = 300000;
   guint8 *buf = g_malloc (n);
   for (gsize i = 0; i < n; i++)
@@ -173,7 +143,7 @@ test_peer_close_after_data (void)
   /* Output after CLOSED is dropped.  */
   T_EQ (0, np_conn_send (p.conn, "late", 4));
   T_EQ (0, np_conn_queued (p.conn));
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 static void
@@ -188,15 +158,15 @@ reset_close (int fd)
 static void
 test_peer_reset (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   reset_close (p.peer);
   p.peer = -1;
   NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS);
   T_EQ (ECONNRESET, closed->code);
   T_STREQ ("Connection reset by peer", closed->message);
   th_check_order (&p.h, 1);
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 /* Writing into a reset connection: one CLOSED, EPIPE or ECONNRESET
@@ -204,8 +174,8 @@ test_peer_reset (void)
 static void
 test_write_after_peer_reset (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   np_conn_set_paused (p.conn, TRUE);  /* only the write path may see it */
   reset_close (p.peer);
   p.peer = -1;
@@ -224,14 +194,14 @@ test_write_after_peer_reset (void)
   th_pump (&p.h, 200);
   T_EQ (1, th_count (&p.h, 1, NP_EVENT_CLOSED));
   th_check_order (&p.h, 1);
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 static void
 test_shutdown_write (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   T_EQ (5, np_conn_send (p.conn, "hello", 5));
   np_conn_shutdown_write (p.conn);
 
@@ -252,7 +222,7 @@ test_shutdown_write (void)
   p.peer = -1;
   T_EQ (0, th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS)->code);
   th_check_order (&p.h, 1);
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 /* Output and a half close asked for while still connecting take effect
@@ -283,8 +253,8 @@ test_send_and_shutdown_before_open (void)
 static void
 test_send_returns_queued (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   /* Paused peer: nothing is read, so the kernel buffers fill and the
      queue shows what is left.  */
   guint8 chunk[65536] = { 0 };
@@ -305,7 +275,7 @@ test_send_returns_queued (void)
   while (np_conn_queued (p.conn) > 0 && t_now_ms () < deadline)
     th_pump (&p.h, 10);
   T_EQ (0, np_conn_queued (p.conn));
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 int

@@ -17,7 +17,6 @@
 
 #include "testlib.h"
 
-#define WAIT_MS 10000
 
 static void
 test_limits_default (void)

@@ -9,7 +9,6 @@
 
 #include "testlib.h"
 
-#define WAIT_MS 10000
 
 static guint8
 pattern (gsize i)
@@ -17,40 +16,11 @@ pattern (gsize i)
   return (guint8) (((guint32) i * 2654435761u ^ (guint32) (i >> 12)) >> 24);
 }
 
-typedef struct
-{
-  THarness h;
-  int lfd;
-  int peer;
-  NpConn *conn;
-} Pair;
-
-static void
-pair_open (Pair *p, const NpLimits *limits)
-{
-  th_init (&p->h, limits);
-  guint16 port;
-  p->lfd = t_listen_tcp (AF_INET, &port);
-  p->conn = th_connect_tcp (&p->h, 1, "127.0.0.1", port, AF_INET);
-  th_wait (&p->h, 1, NP_EVENT_OPEN, WAIT_MS);
-  p->peer = t_accept (p->lfd, WAIT_MS);
-}
-
-static void
-pair_close (Pair *p)
-{
-  np_conn_close (p->conn);
-  np_conn_unref (p->conn);
-  th_free (&p->h);
-  if (p->peer >= 0)
-    close (p->peer);
-  close (p->lfd);
-}
 
 /* Commands run in order: once a byte sent after them reaches the peer,
    they have taken effect.  */
 static void
-sync_engine (Pair *p)
+sync_engine (TPair *p)
 {
   np_conn_send (p->conn, "s", 1);
   char c;
@@ -72,8 +42,8 @@ drain_now (THarness *h, guint64 id)
 static void
 test_pause_resume (void)
 {
-  Pair p;
-  pair_open (&p, NULL);
+  TPair p;
+  t_pair_open (&p, NULL);
   np_conn_set_paused (p.conn, TRUE);
   sync_engine (&p);
 
@@ -113,7 +83,7 @@ test_pause_resume (void)
     if (in->data[i] != pattern (i))
       T_FAIL ("byte %zu: expected %u, got %u", i, pattern (i), in->data[i]);
   g_byte_array_unref (in);
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 /* Paused before the connection opens: stays paused once open.  */
@@ -177,8 +147,8 @@ test_inbound_backpressure (void)
   /* One drain takes all that is queued, so its size is what was held.  */
   limits.drain_bytes = 64u * 1024 * 1024;
   limits.drain_events = 100000;
-  Pair p;
-  pair_open (&p, &limits);
+  TPair p;
+  t_pair_open (&p, &limits);
 
   Writer w = { .fd = p.peer, .total = 64u * 1024 * 1024 };
   pthread_t thread;
@@ -205,7 +175,7 @@ test_inbound_backpressure (void)
       T_FAIL ("byte %zu: expected %u, got %u", i, pattern (i), in->data[i]);
   g_byte_array_unref (in);
   th_check_order (&p.h, 1);
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 static void
@@ -215,8 +185,8 @@ test_writable_after_out_high (void)
   np_limits_init_default (&limits);
   limits.out_high = 256 * 1024;
   limits.out_low = 64 * 1024;
-  Pair p;
-  pair_open (&p, &limits);
+  TPair p;
+  t_pair_open (&p, &limits);
 
   /* The peer reads nothing.  Loopback buffers grow as they fill, so the
      queue may cross out_high and drain into the kernel (a legitimate
@@ -251,7 +221,7 @@ test_writable_after_out_high (void)
   /* One crossing, one event.  */
   th_pump (&p.h, 100);
   T_EQ (before + 1, th_count (&p.h, 1, NP_EVENT_WRITABLE));
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 /* A drain takes at most drain_events events; the rest ring again, and
@@ -322,8 +292,8 @@ test_drain_byte_cap (void)
   np_limits_init_default (&limits);
   limits.read_size = 1000;
   limits.drain_bytes = 1500;
-  Pair p;
-  pair_open (&p, &limits);
+  TPair p;
+  t_pair_open (&p, &limits);
   guint8 buf[5000];
   for (gsize i = 0; i < sizeof buf; i++)
     buf[i] = pattern (i);
@@ -353,7 +323,7 @@ test_drain_byte_cap (void)
   T_EQ (sizeof buf, in->len);
   T_ASSERT (memcmp (in->data, buf, sizeof buf) == 0);
   g_byte_array_unref (in);
-  pair_close (&p);
+  t_pair_close (&p);
 }
 
 int

@@ -540,3 +540,25 @@ t_rmdir (char *dir)
   g_rmdir (dir);
   g_free (dir);
 }
+
+void
+t_pair_open (TPair *p, const NpLimits *limits)
+{
+  th_init (&p->h, limits);
+  guint16 port;
+  p->lfd = t_listen_tcp (AF_INET, &port);
+  p->conn = th_connect_tcp (&p->h, 1, "127.0.0.1", port, AF_INET);
+  th_wait (&p->h, 1, NP_EVENT_OPEN, WAIT_MS);
+  p->peer = t_accept (p->lfd, WAIT_MS);
+}
+
+void
+t_pair_close (TPair *p)
+{
+  np_conn_close (p->conn);
+  np_conn_unref (p->conn);
+  th_free (&p->h);
+  if (p->peer >= 0)
+    close (p->peer);
+  close (p->lfd);
+}

@@ -102,6 +102,21 @@ char *th_describe (THarness *h);
 NpConn *th_connect_tcp (THarness *h, guint64 id, const char *host,
                         guint16 port, int family);
 
+/* How long a test waits for anything that should happen, in ms.  */
+#define WAIT_MS 10000
+
+/* An engine connection (id 1) and the peer socket it reached.  */
+typedef struct
+{
+  THarness h;
+  int lfd;
+  int peer;
+  NpConn *conn;
+} TPair;
+
+void t_pair_open (TPair *p, const NpLimits *limits);
+void t_pair_close (TPair *p);
+
 /* Peers.  */
 int t_listen_tcp (int family, guint16 *port);
 int t_listen_unix (const char *path);
