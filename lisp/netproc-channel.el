@@ -227,9 +227,40 @@ returning; the dispatcher ends the wait itself once PREDICATE holds."
     value))
 
 (defun netproc--end-wait-if-satisfied ()
-  "End the innermost netproc wait if what it waits for has come."
-  (when (and netproc--wait-predicate (funcall netproc--wait-predicate))
+  "End the innermost netproc wait if what it waits for has come.
+Only when this dispatch runs for that wait itself: the throw must never
+cross a filter, sentinel or timer of somebody else's that happened to
+wait inside it."
+  (when (and netproc--wait-predicate (funcall netproc--wait-predicate)
+             (netproc--directly-under-wait-p))
     (throw 'netproc--wait-satisfied t)))
+
+(defconst netproc--dispatch-frames
+  '(netproc--dispatch netproc--channel-filter netproc--end-wait-if-satisfied
+    netproc--directly-under-wait-p timer-event-handler apply funcall
+    mapbacktrace)
+  "Functions that may stand between a wait and its dispatch.")
+
+(defun netproc--directly-under-wait-p ()
+  "Non-nil if only netproc's own dispatch stands between here and its wait.
+That is: going up the stack, past the channel filter, the redispatch
+timer and their callers, the first other function is the
+`accept-process-output' that `netproc--wait-until' called."
+  (let ((state 'dispatch))
+    (catch 'netproc--frames-seen
+      (mapbacktrace
+       (lambda (_evald function _args _flags)
+         (pcase state
+           ('dispatch
+            (cond ((eq function 'accept-process-output)
+                   (setq state 'accept))
+                  ((not (memq function netproc--dispatch-frames))
+                   (throw 'netproc--frames-seen nil))))
+           ('accept
+            (throw 'netproc--frames-seen
+                   (eq function 'netproc--wait-until)))))
+       #'netproc--directly-under-wait-p)
+      nil)))
 
 (provide 'netproc-channel)
 

@@ -233,6 +233,97 @@ if the waiting sender stopped dispatching, both sides would stall."
                                 (process-list))))
        5 'accepted-side-closed))))
 
+(defconst netproc-wait-tests--endless-script
+  (concat
+   "use IO::Socket::INET; $|=1; my $l=IO::Socket::INET->new(LocalAddr=>"
+   "'127.0.0.1',LocalPort=>0,Listen=>1,ReuseAddr=>1) or die;"
+   "print \"port \",$l->sockport,\"\\n\"; my $c=$l->accept;"
+   "my $buf='f' x 65536; my $end=time+6;"
+   "while (time < $end) { syswrite($c,$buf) or last } close $c;")
+  "A peer that writes as fast as it can for six seconds.")
+
+(defun netproc-wait-tests--await-accepted-gone (&rest servers)
+  "Wait until the connections accepted by SERVERS (names) have closed."
+  (netproc-test-wait-until
+   (lambda ()
+     (not (cl-some (lambda (q)
+                     (cl-some (lambda (name)
+                                (string-prefix-p (concat name " <")
+                                                 (process-name q)))
+                              servers))
+                   (process-list))))
+   5 (cons 'accepted-gone servers)))
+
+(ert-deftest netproc-wait-ends-during-a-flood ()
+  "A wait returns once its event came, though another netproc floods."
+  (netproc-test-with-cleanup
+    (let* ((out "")
+           (flood (make-process :name "endless" :noquery t
+                                :connection-type 'pipe
+                                :command (list "perl" "-e"
+                                               netproc-wait-tests--endless-script)
+                                :filter (lambda (_p s) (setq out (concat out s)))
+                                :sentinel #'ignore))
+           (port (string-to-number
+                  (netproc-test-wait-until
+                   (lambda () (and (string-match "port \\([0-9]+\\)" out)
+                                   (match-string 1 out)))
+                   10 'flood-port)))
+           (server (make-network-process :name "quiet" :server t :service t
+                                         :host "127.0.0.1" :noquery t))
+           (received 0)
+           (f (netproc-make-network-process
+               :name "flooded" :service port :noquery t :coding 'binary
+               :filter (lambda (_p s) (setq received (+ received (length s)))))))
+      (netproc-test-wait-until (lambda () (> received (* 4 1024 1024))) 5
+                               'flood-under-way)
+      (let* ((start (float-time))
+             (q (netproc-make-network-process
+                 :name "quick" :service (process-contact server :service)
+                 :noquery t))
+             (took (- (float-time) start)))
+        (netproc-test-note :quick (netproc-status q))
+        (should (eq (netproc-status q) 'open))
+        (should (< took 1.5))
+        (delete-netproc q))
+      (delete-netproc f)
+      (delete-process flood)
+      (delete-process server)
+      (netproc-wait-tests--await-accepted-gone "quiet"))))
+
+(ert-deftest netproc-wait-never-ends-through-another-filter ()
+  "A wait that is satisfied inside somebody else's filter lets it finish."
+  (netproc-test-with-cleanup
+    (let* ((steps nil)
+           (echo (make-network-process :name "b-srv" :server t :service t
+                                       :host "127.0.0.1" :noquery t))
+           (b (make-network-process
+               :name "b" :service (process-contact echo :service) :noquery t
+               :filter (lambda (_p _s)
+                         (push 'filter-start steps)
+                         ;; Waits itself: netproc events are dispatched here.
+                         (accept-process-output nil 0.3)
+                         (push 'filter-end steps))))
+           (b-peer (netproc-test-wait-until
+                    (lambda () (cl-find-if (lambda (q) (string-prefix-p "b-srv <" (process-name q)))
+                                           (process-list)))
+                    5 'b-accepted))
+           (server (make-network-process :name "target" :server t :service t
+                                         :host "127.0.0.1" :noquery t)))
+      ;; B's data is waiting when the netproc's blocking connect starts.
+      (process-send-string b-peer "wake")
+      (let ((q (netproc-make-network-process
+                :name "q" :service (process-contact server :service)
+                :noquery t)))
+        (netproc-test-wait-until (lambda () (memq 'filter-end steps)) 5
+                                 'filter-finished)
+        (should (equal (reverse steps) '(filter-start filter-end)))
+        (delete-netproc q))
+      (delete-process b)
+      (delete-process echo)
+      (delete-process server)
+      (netproc-wait-tests--await-accepted-gone "b-srv" "target"))))
+
 (provide 'netproc-wait-tests)
 
 ;;; netproc-wait-tests.el ends here
