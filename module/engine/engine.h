@@ -44,7 +44,20 @@ typedef enum
   /* The output queue fell to the low-water mark after having been at or
      above the high-water mark; wakes senders waiting for room.  */
   NP_EVENT_WRITABLE = 5,
+  /* A listener accepted a connection.  ID is the listener's; ACCEPTED is
+     the new connection (a reference the event owns until the owner takes
+     it by setting the field to NULL), ACCEPTED_ID the id its own events
+     carry, chosen by the engine from NP_ACCEPTED_ID_BASE up.  LOCAL and
+     REMOTE are its addresses.  Its events follow this one.  */
+  NP_EVENT_ACCEPTED = 6,
+  /* accept() failed with CODE for a reason other than running out of
+     connections to accept; the listener goes on.  */
+  NP_EVENT_ACCEPT_FAILED = 7,
 } NpEventType;
+
+/* Ids of accepted connections start here, far above any id an owner
+   gives, so that the two never meet.  */
+#define NP_ACCEPTED_ID_BASE (G_GUINT64_CONSTANT (1) << 48)
 
 typedef struct
 {
@@ -55,6 +68,8 @@ typedef struct
   char *message;          /* FAILED and CLOSED (may be NULL), owned */
   struct sockaddr_storage local, remote;  /* OPEN, FAILED */
   socklen_t local_len, remote_len;
+  NpConn *accepted;       /* ACCEPTED only */
+  guint64 accepted_id;    /* ACCEPTED only */
   gsize len;              /* DATA only */
   guint8 data[];          /* DATA only: LEN bytes */
 } NpEvent;
@@ -103,6 +118,37 @@ void np_event_free (NpEvent *event);
    Events for it carry ID.  Never blocks.  */
 NpConn *np_engine_connect (NpEngine *engine, guint64 id,
                            const NpConnectSpec *spec);
+
+/* A listening socket.  */
+typedef struct
+{
+  const struct sockaddr *address;  /* to bind; port 0 picks a free one */
+  socklen_t address_len;
+  int backlog;
+  int reuseaddr;          /* -1: on for inet, off for Unix; 0 or 1: as said */
+} NpListenSpec;
+
+/* Which step of making a listener failed.  */
+typedef enum
+{
+  NP_LISTEN_SOCKET,
+  NP_LISTEN_REUSEADDR,
+  NP_LISTEN_BIND,
+  NP_LISTEN_LISTEN,
+} NpListenStep;
+
+/* Make, bind and listen on the caller's thread, so that errors and the
+   bound address are known when this returns, then let the engine accept
+   (unless paused with np_conn_set_paused, which holds clients in the
+   backlog).  BOUND gets the address bound.  On failure return NULL and
+   set *ERR (an errno) and *STEP.  Unix socket files are never removed,
+   neither stale ones before binding nor the listener's own on close.
+   np_conn_close closes the listener; its accepted connections go on.  */
+NpConn *np_engine_listen (NpEngine *engine, guint64 id,
+                          const NpListenSpec *spec,
+                          struct sockaddr_storage *bound,
+                          socklen_t *bound_len, int *err,
+                          NpListenStep *step);
 
 NpConn *np_conn_ref (NpConn *conn);
 void np_conn_unref (NpConn *conn);
