@@ -212,8 +212,11 @@ keeps the channel readable, Emacs would keep reading it without
 returning; the dispatcher ends the wait itself once PREDICATE holds."
   (let ((deadline (and seconds (+ (float-time) seconds)))
         value)
-    (netproc--dispatch)
-    (while (and (not (setq value (funcall predicate)))
+    ;; Dispatch nothing when there is nothing to wait for: a send from a
+    ;; filter would otherwise run the filter of the data after it first.
+    (unless (setq value (funcall predicate))
+      (netproc--dispatch))
+    (while (and (not (or value (setq value (funcall predicate))))
                 (or (null deadline) (< (float-time) deadline)))
       (let ((slice (if deadline
                        (max 0.001 (min 0.05 (- deadline (float-time))))

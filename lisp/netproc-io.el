@@ -15,12 +15,19 @@
 (require 'netproc-channel)
 
 (declare-function netproc--set-paused "netproc-module" (conn flag))
+(declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--on-accepted "netproc-server"
+                  (server server-st accepted))
+(declare-function netproc--on-accept-failed "netproc-server"
+                  (server server-st code))
 
 ;; Event types, as the module numbers them.
 (defconst netproc--event-open 1)
 (defconst netproc--event-data 2)
 (defconst netproc--event-failed 3)
 (defconst netproc--event-closed 4)
+(defconst netproc--event-accepted 6)
+(defconst netproc--event-accept-failed 7)
 
 (defconst netproc--enoent 2
   "The errno of a missing file (Linux).")
@@ -28,6 +35,9 @@
 (defun netproc--handle-event (id type payload)
   "Handle the engine's event TYPE with PAYLOAD for the netproc with ID."
   (let ((proc (gethash id netproc--live)))
+    (when (and (null proc) (eq type netproc--event-accepted))
+      ;; Accepted just before its server was deleted: nobody will use it.
+      (netproc--close (car payload)))
     (when proc
       (let ((st (gethash proc netproc--states)))
         (cond
@@ -40,7 +50,11 @@
          ((eq type netproc--event-closed)
           (if (netproc--holding-p st)
               (push (cons type payload) (netproc--st-held st))
-            (netproc--on-closed proc st))))))))
+            (netproc--on-closed proc st)))
+         ((eq type netproc--event-accepted)
+          (netproc--on-accepted proc st payload))
+         ((eq type netproc--event-accept-failed)
+          (netproc--on-accept-failed proc st payload)))))))
 
 ;;; Status changes
 
@@ -130,8 +144,10 @@ addresses of the last attempt when there was one."
 ;;; Holding input while stopped
 
 (defun netproc--holding-p (st)
-  "Non-nil when input for ST must wait: stopped, or filter t."
-  (or (netproc--st-stopped st) (eq (netproc--st-filter st) t)))
+  "Non-nil when input for ST must wait: stopped, or filter t.
+A server only stops accepting when stopped: with filter t it accepts."
+  (or (netproc--st-stopped st)
+      (and (not (netproc--st-server st)) (eq (netproc--st-filter st) t))))
 
 (defun netproc--update-reading (st)
   "Tell the engine whether to read ST's socket; release held input."

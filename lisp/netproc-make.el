@@ -16,6 +16,7 @@
 (require 'netproc-object)
 (require 'netproc-channel)
 (require 'netproc-io)
+(require 'netproc-server)
 
 (declare-function netproc--connect "netproc-module"
                   (id family host port path remote))
@@ -37,7 +38,8 @@
 
 (defun netproc--check-supported (args target)
   "Refuse what netproc cannot do yet, where Emacs would make the socket.
-ARGS are the arguments, TARGET what `netproc--target' made of them."
+ARGS are the arguments, TARGET what `netproc--target' made of them.
+Of the network options, servers take :reuseaddr already."
   (let ((type (plist-get args :type)))
     (when (and (eq type 'seqpacket)
                (not (eq (plist-get target :family) 'local)))
@@ -49,10 +51,9 @@ ARGS are the arguments, TARGET what `netproc--target' made of them."
                     (cons "Socket type not supported" args))))
     (when type
       (error "netproc does not support :type %s yet" type)))
-  (when (plist-get args :server)
-    (error "netproc does not support servers yet"))
   (dolist (option netproc--network-options)
-    (when (plist-member args option)
+    (when (and (plist-member args option)
+               (not (and (eq option :reuseaddr) (plist-get args :server))))
       (error "netproc does not support the network option %s yet" option))))
 
 (defun netproc--address-form-p (address)
@@ -140,13 +141,18 @@ BUFFER, HOST and SERVICE are as resolved; this follows Emacs's order:
   "Check the address arguments of ARGS; return where to connect.
 The value is a plist with :family, :host, :portstring, :port, :path and
 :remote, from which the engine gets exactly one destination."
-  (let ((remote (plist-get args :remote)))
-    (if remote
+  (let* ((server (plist-get args :server))
+         ;; A server binds its :local address; a client connects to :remote.
+         (given (plist-get args (if server :local :remote))))
+    (if given
         (progn
-          (unless (netproc--address-form-p remote)
+          (unless (netproc--address-form-p given)
             (error "Malformed :address"))
-          (list :remote remote
-                :family (if (stringp remote) 'local nil)))
+          (list (if server :address :remote) given
+                :family (cond ((stringp given) 'local)
+                              ((and (vectorp given) (= (length given) 9))
+                               'ipv6)
+                              ((vectorp given) 'ipv4))))
       (let* ((family (netproc--family (plist-get args :family)))
              (service (plist-get args :service))
              (host (plist-get args :host)))
@@ -347,6 +353,9 @@ A quit cancels the connect."
         (netproc--on-failed
          (netproc--st-proc st) st
          (list netproc--enoent (netproc--strerror netproc--enoent) nil)))
+       ((plist-get args :server)
+        (netproc--start-server st args target)
+        (netproc--check-coding-after-connect st args))
        (t
         (netproc--start-connect st target)
         (unless (netproc--st-nowait st)

@@ -45,6 +45,8 @@
   family host portstring
   eof-sent
   held                    ; events kept back while stopped, newest first
+  server                  ; non-nil for a listening netproc
+  log                     ; a server's :log function
   (reads 0))              ; filter calls made, for `accept-netproc-output'
 
 (defvar netproc--states (make-hash-table :test 'eq :weakness 'key)
@@ -74,9 +76,10 @@ Emacs hash tables keep insertion order, so this is also creation order.")
         (setq n (1+ n)))
       (format "%s<%d>" name n))))
 
-(defun netproc--register (name)
-  "Make and register a netproc called NAME (made unique); return its state."
-  (let* ((id (setq netproc--next-id (1+ netproc--next-id)))
+(defun netproc--register (name &optional id)
+  "Make and register a netproc called NAME (made unique); return its state.
+ID is the engine's id for it; by default a new one."
+  (let* ((id (or id (setq netproc--next-id (1+ netproc--next-id))))
          (proc (netproc--new (netproc--unique-name name) id))
          (st (netproc--st-new :proc proc)))
     (puthash proc st netproc--states)

@@ -32,6 +32,7 @@
 (require 'netproc-channel)
 (require 'netproc-io)
 (require 'netproc-make)
+(require 'netproc-server)
 
 (declare-function netproc--send "netproc-module" (conn string))
 (declare-function netproc--queued "netproc-module" (conn))
@@ -95,7 +96,9 @@ not supported yet and signal an error."
 
 (defun netproc--await-socket (st)
   "Wait while ST is still connecting asynchronously."
-  (netproc--wait-until (lambda () (not (eq (netproc--st-status st) 'connect)))))
+  (when (eq (netproc--st-status st) 'connect)
+    (netproc--wait-until
+     (lambda () (not (eq (netproc--st-status st) 'connect))))))
 
 (defun netproc--check-running (proc st)
   "Signal Emacs's error unless PROC (state ST) can send."
@@ -263,7 +266,7 @@ unless NO-BLOCK is non-nil: then it returns nil."
   (let ((st (netproc--st netproc)))
     ;; Emacs answers nil to NO-BLOCK whenever there is no socket: still
     ;; connecting, failed, closed or deleted.
-    (if (and no-block (not (eq (netproc--st-status st) 'open)))
+    (if (and no-block (not (memq (netproc--st-status st) '(open listen))))
         nil
       (netproc--await-socket st)
       (let ((contact (netproc--st-contact st)))
@@ -400,7 +403,7 @@ Like `set-process-coding-system'; returns nil."
   (let* ((st (netproc--st netproc))
          (decode (netproc--st-decode st)))
     ;; Emacs answers nil for a connection that has no socket.
-    (and (eq (netproc--st-status st) 'open)
+    (and (memq (netproc--st-status st) '(open listen))
          decode (not (eq (coding-system-type decode) 'raw-text)))))
 
 (defun set-netproc-filter-multibyte (netproc flag)

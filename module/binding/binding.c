@@ -129,6 +129,16 @@ handle_finalize (void *ptr) EMACS_NOEXCEPT
   g_free (handle);
 }
 
+/* A new handle that owns a reference to CONN.  */
+static emacs_value
+make_handle (emacs_env *env, NpConn *conn)
+{
+  NpHandle *handle = g_new (NpHandle, 1);
+  handle->conn = conn;
+  handle->generation = generation;
+  return env->make_user_ptr (env, handle_finalize, handle);
+}
+
 /* The connection of handle V, or NULL: with wrong-type-argument signalled
    when V is not a handle, silently when its engine is gone.  */
 static NpConn *
@@ -269,10 +279,70 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       spec.port = (guint16) port;
     }
 
-  NpHandle *handle = g_new (NpHandle, 1);
-  handle->conn = np_engine_connect (engine, (guint64) id, &spec);
-  handle->generation = generation;
-  return env->make_user_ptr (env, handle_finalize, handle);
+  return make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
+}
+
+/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR): bind and listen now.
+   Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE] when a step
+   failed, STEP being socket, reuseaddr, bind or listen: the Lisp side
+   words the error as Emacs does.  REUSEADDR is nil (the default for the
+   family), or 0 or 1.  */
+static emacs_value
+Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  if (!engine_running (env))
+    return np_sym.nil;
+
+  intmax_t id, backlog, reuse = -1;
+  if (!integer_arg (env, args[0], &id))
+    return np_sym.nil;
+  if (id < 0 || (guint64) id >= NP_ACCEPTED_ID_BASE)
+    return np_error (env, "Connection id out of range");
+
+  struct sockaddr_storage address;
+  socklen_t address_len;
+  if (!np_lisp_to_sockaddr (env, args[1], &address, &address_len))
+    return np_pending (env) ? np_sym.nil
+                            : np_error (env, "Malformed :address");
+  if (!integer_arg (env, args[2], &backlog))
+    return np_sym.nil;
+  if (env->is_not_nil (env, args[3]) && !integer_arg (env, args[3], &reuse))
+    return np_sym.nil;
+
+  NpListenSpec spec = {
+    .address = (struct sockaddr *) &address,
+    .address_len = address_len,
+    .backlog = (int) CLAMP (backlog, G_MININT, G_MAXINT),
+    .reuseaddr = reuse < 0 ? -1 : reuse != 0,
+  };
+  struct sockaddr_storage bound;
+  socklen_t bound_len = 0;
+  int err = 0;
+  NpListenStep step = NP_LISTEN_SOCKET;
+  NpConn *conn = np_engine_listen (engine, (guint64) id, &spec, &bound,
+                                   &bound_len, &err, &step);
+  if (!conn)
+    {
+      static const char *const steps[] = {
+        [NP_LISTEN_SOCKET] = "socket",
+        [NP_LISTEN_REUSEADDR] = "reuseaddr",
+        [NP_LISTEN_BIND] = "bind",
+        [NP_LISTEN_LISTEN] = "listen",
+      };
+      const char *text = g_strerror (err);
+      emacs_value items[3] = {
+        env->intern (env, steps[step]),
+        env->make_integer (env, err),
+        env->make_string (env, text, strlen (text)),
+      };
+      return env->funcall (env, np_sym.vector, 3, items);
+    }
+  emacs_value pair[2] = {
+    make_handle (env, conn),
+    np_sockaddr_to_lisp (env, (struct sockaddr *) &bound, bound_len),
+  };
+  return env->funcall (env, np_sym.cons, 2, pair);
 }
 
 /* Data and control.  */
@@ -349,7 +419,7 @@ Fclose (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
    so one module call serves a whole wake-up.  */
 
 static emacs_value
-event_payload (emacs_env *env, const NpEvent *ev)
+event_payload (emacs_env *env, NpEvent *ev)
 {
   switch (ev->type)
     {
@@ -381,7 +451,21 @@ event_payload (emacs_env *env, const NpEvent *ev)
         return env->funcall (env, np_sym.list, 5, items);
       }
     case NP_EVENT_CLOSED:
+    case NP_EVENT_ACCEPT_FAILED:
       return env->make_integer (env, ev->code);
+    case NP_EVENT_ACCEPTED:
+      {
+        /* The handle takes the event's reference.  */
+        emacs_value items[4] = {
+          make_handle (env, g_steal_pointer (&ev->accepted)),
+          env->make_integer (env, (intmax_t) ev->accepted_id),
+          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->local,
+                               ev->local_len),
+          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
+                               ev->remote_len),
+        };
+        return env->funcall (env, np_sym.list, 4, items);
+      }
     case NP_EVENT_WRITABLE:
     default:
       return np_sym.nil;
@@ -512,6 +596,9 @@ emacs_module_init (struct emacs_runtime *runtime)
   defun (env, "netproc--connect", 6, Fconnect,
          "Start connecting: ID FAMILY HOST PORT PATH REMOTE.\n"
          "Return the connection's handle.");
+  defun (env, "netproc--listen", 4, Flisten,
+         "Listen: ID ADDRESS BACKLOG REUSEADDR.\n"
+         "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE].");
   defun (env, "netproc--send", 2, Fsend,
          "Queue the unibyte STRING on CONN; return the bytes queued.");
   defun (env, "netproc--queued", 1, Fqueued,

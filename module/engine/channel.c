@@ -61,6 +61,10 @@ np_event_free (NpEvent *event)
   NpEventHeader *header = header_of (event);
   if (header->conn)
     np_conn_unref (header->conn);
+  /* An accepted connection the owner did not take: the engine keeps its
+     own reference while the socket lives.  */
+  if (event->accepted)
+    np_conn_unref (event->accepted);
   g_free (event->message);
   g_free (header);
 }

@@ -25,6 +25,7 @@
 typedef enum
 {
   NP_CMD_CONNECT,
+  NP_CMD_LISTEN,          /* start accepting on a bound, listening socket */
   NP_CMD_FLUSH,
   NP_CMD_SHUTDOWN_WRITE,
   NP_CMD_PAUSE,
@@ -40,6 +41,7 @@ typedef enum
   NP_CONN_RESOLVING,
   NP_CONN_CONNECTING,
   NP_CONN_OPEN,
+  NP_CONN_LISTENING,      /* a listener: never OPEN, ends in DONE */
   NP_CONN_DONE,           /* socket gone; the engine holds no reference */
 } NpConnState;
 
@@ -57,6 +59,9 @@ struct NpConn
   gint ref_count;                 /* atomic */
   NpEngine *engine;               /* not owned; see np_conn_unref() */
   guint64 id;
+  /* A listening socket (see listen.c); set before the conn is shared and
+     never changed.  A listener refuses output from the start.  */
+  gboolean listener;
 
   /* The target, copied from the NpConnectSpec; immutable.  */
   int family;
@@ -85,8 +90,9 @@ struct NpConn
   gboolean registered;            /* in engine->conns, holding a ref */
   GSocket *socket;
   GSource *connect_source;
-  GSource *read_source;
+  GSource *read_source;           /* a listener's accept source too */
   GSource *write_source;
+  GSource *retry_source;          /* a listener resting after an error */
   NpResolveOp *resolve;           /* the pending lookup, if any */
   GArray *targets;                /* of NpTarget, addresses to try */
   guint next_target;
@@ -132,11 +138,14 @@ struct NpEngine
   GResolver *resolver;
   guint pending_resolves;         /* lookups whose callback is still due */
   guint8 *scratch;                /* read buffer, limits.read_size */
+  guint64 next_accepted_id;       /* from NP_ACCEPTED_ID_BASE up */
 };
 
 /* engine.c */
 void np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
                       gboolean flag);
+void np__engine_post_and_wait (NpEngine *engine, NpCommandType type,
+                               NpConn *conn, gboolean flag);
 void np__engine_register (NpEngine *engine, NpConn *conn);
 void np__engine_unregister (NpEngine *engine, NpConn *conn);
 
@@ -149,7 +158,10 @@ void np__channel_ring (NpEngine *engine);
 gboolean np__channel_in_blocked (NpEngine *engine, NpConn *conn);
 void np__channel_free_all (NpEngine *engine);
 
-/* stream.c, engine thread only */
+/* stream.c */
+NpConn *np__conn_new (NpEngine *engine, guint64 id);
+/* Engine thread only from here.  */
+void np__source_clear (GSource **source);
 void np__stream_start (NpConn *conn);
 void np__stream_flush (NpConn *conn);
 void np__stream_shutdown_write (NpConn *conn);
@@ -158,9 +170,14 @@ void np__stream_update_reading (NpConn *conn);
 void np__stream_close (NpConn *conn);
 void np__stream_abort (NpConn *conn);
 
+/* listen.c, engine thread only */
+void np__listen_start (NpConn *listener);
+void np__listen_update (NpConn *listener);
+
 /* fdplace.c */
 void np__fd_raise_limit (void);
 int np__fd_socket (int family, int type, int *err);
+int np__fd_place (int fd);
 
 /* address.c */
 gboolean np__address_unix (const char *path, struct sockaddr_storage *ss,

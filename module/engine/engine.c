@@ -21,11 +21,20 @@ typedef struct
   NpEngine *engine;
 } NpCommandSource;
 
+/* What a caller waiting for its command to be done waits on.  */
+typedef struct
+{
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  gboolean done;
+} NpDone;
+
 typedef struct
 {
   NpCommandType type;
   NpConn *conn;           /* owned reference, or NULL */
   gboolean flag;
+  NpDone *done;           /* the waiter's, or NULL */
 } NpCommand;
 
 /* How long np_engine_free waits for cancelled lookups to report back
@@ -45,24 +54,34 @@ np_limits_init_default (NpLimits *limits)
   limits->drain_events = 4096;
 }
 
+/* Also releases a waiter: run or not (the engine stopping), the command
+   is over.  */
 static void
 command_free (NpCommand *cmd)
 {
   if (cmd->conn)
     np_conn_unref (cmd->conn);
+  if (cmd->done)
+    {
+      pthread_mutex_lock (&cmd->done->lock);
+      cmd->done->done = TRUE;
+      pthread_cond_signal (&cmd->done->cond);
+      pthread_mutex_unlock (&cmd->done->lock);
+    }
   g_free (cmd);
 }
 
 /* Posting never blocks beyond the short queue lock, so any thread may do
    it, including a finalizer running inside Emacs's garbage collection.  */
-void
-np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
-                 gboolean flag)
+static void
+post (NpEngine *engine, NpCommandType type, NpConn *conn, gboolean flag,
+      NpDone *done)
 {
   NpCommand *cmd = g_new0 (NpCommand, 1);
   cmd->type = type;
   cmd->conn = conn ? np_conn_ref (conn) : NULL;
   cmd->flag = flag;
+  cmd->done = done;
 
   pthread_mutex_lock (&engine->cmd_lock);
   gboolean refused = engine->cmd_closed;
@@ -81,6 +100,32 @@ np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
     }
   /* Thread-safe, and wakes the engine's poll if it sleeps.  */
   g_source_set_ready_time (engine->cmd_source, 0);
+}
+
+void
+np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
+                 gboolean flag)
+{
+  post (engine, type, conn, flag, NULL);
+}
+
+/* Post, and return once the engine thread has run the command.  Never
+   call it on the engine thread, nor while holding an engine lock.  The
+   wait is short: the engine thread never waits for anyone.  */
+void
+np__engine_post_and_wait (NpEngine *engine, NpCommandType type,
+                          NpConn *conn, gboolean flag)
+{
+  NpDone done = { .done = FALSE };
+  pthread_mutex_init (&done.lock, NULL);
+  pthread_cond_init (&done.cond, NULL);
+  post (engine, type, conn, flag, &done);
+  pthread_mutex_lock (&done.lock);
+  while (!done.done)
+    pthread_cond_wait (&done.cond, &done.lock);
+  pthread_mutex_unlock (&done.lock);
+  pthread_cond_destroy (&done.cond);
+  pthread_mutex_destroy (&done.lock);
 }
 
 void
@@ -123,13 +168,17 @@ run_command (NpEngine *engine, NpCommand *cmd)
 
   /* Commands for a connection the engine has let go of (closed, failed,
      or never started) have nothing left to act on.  */
-  if (conn && cmd->type != NP_CMD_CONNECT && !conn->registered)
+  if (conn && cmd->type != NP_CMD_CONNECT && cmd->type != NP_CMD_LISTEN
+      && !conn->registered)
     return;
 
   switch (cmd->type)
     {
     case NP_CMD_CONNECT:
       np__stream_start (conn);
+      break;
+    case NP_CMD_LISTEN:
+      np__listen_start (conn);
       break;
     case NP_CMD_FLUSH:
       np__stream_flush (conn);
@@ -307,6 +356,7 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
   g_queue_init (&engine->events);
   engine->conns = g_hash_table_new (NULL, NULL);
   engine->scratch = g_malloc (engine->limits.read_size);
+  engine->next_accepted_id = NP_ACCEPTED_ID_BASE;
 
   engine->context = g_main_context_new ();
   engine->loop = g_main_loop_new (engine->context, FALSE);

@@ -172,7 +172,8 @@ void np_conn_set_paused (NpConn *conn, gboolean paused);
 /* Write what is queued without waiting for the peer, then close the socket,
    or cancel a pending connect.  No event for this connection is queued
    after this call returns; events queued before it may still be drained,
-   and the owner ignores them.  */
+   and the owner ignores them.  A listener is closed by the time this
+   returns, so its address can be bound again at once.  */
 void np_conn_close (NpConn *conn);
 
 G_END_DECLS

@@ -41,6 +41,15 @@ np__fd_socket (int family, int type, int *err)
       *err = errno;
       return -1;
     }
+  return np__fd_place (fd);
+}
+
+/* Moves FD (close-on-exec, and non-blocking if it was) to 1024 or above
+   when the limit leaves room there, and returns where it is now.  A
+   duplicate shares the open file, so O_NONBLOCK comes along.  */
+int
+np__fd_place (int fd)
+{
   if (fd >= NP_FD_FLOOR)
     return fd;
 

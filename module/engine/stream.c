@@ -6,6 +6,8 @@
               (host)     (each address
                           in turn)
 
+   A connection accepted by a listener (listen.c) starts at OPEN.
+
    Any state may go straight to DONE, through one function, teardown(),
    which drops every source, cancels the lookup, closes the socket and
    lets go of the engine's reference.  That reference is the only thing
@@ -47,13 +49,25 @@ static void try_next_target (NpConn *conn);
 
 /* Public, any thread.  */
 
+/* A conn in state NEW that takes output; one reference, the caller's.  */
 NpConn *
-np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
+np__conn_new (NpEngine *engine, guint64 id)
 {
   NpConn *conn = g_new0 (NpConn, 1);
   conn->ref_count = 1;
   conn->engine = engine;
   conn->id = id;
+  pthread_mutex_init (&conn->out_lock, NULL);
+  g_queue_init (&conn->out);
+  conn->accepting = TRUE;
+  conn->state = NP_CONN_NEW;
+  return conn;
+}
+
+NpConn *
+np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
+{
+  NpConn *conn = np__conn_new (engine, id);
   conn->family = spec->family;
   conn->host = g_strdup (spec->host);
   conn->port = spec->port;
@@ -64,10 +78,6 @@ np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
                               (socklen_t) sizeof conn->remote);
       memcpy (&conn->remote, spec->remote, conn->remote_len);
     }
-  pthread_mutex_init (&conn->out_lock, NULL);
-  g_queue_init (&conn->out);
-  conn->accepting = TRUE;
-  conn->state = NP_CONN_NEW;
 
   np__engine_post (engine, NP_CMD_CONNECT, conn, FALSE);
   return conn;
@@ -91,6 +101,10 @@ np_conn_unref (NpConn *conn)
     return;
   g_queue_clear_full (&conn->out, g_free);
   g_clear_pointer (&conn->targets, g_array_unref);
+  /* Only a listener whose start never ran (its command refused by an
+     engine being stopped) still has a socket here; closing it is all
+     that is left to do.  */
+  g_clear_object (&conn->socket);
   pthread_mutex_destroy (&conn->out_lock);
   g_free (conn->host);
   g_free (conn->path);
@@ -142,6 +156,8 @@ np_conn_queued (NpConn *conn)
 void
 np_conn_shutdown_write (NpConn *conn)
 {
+  if (conn->listener)
+    return;
   np__engine_post (conn->engine, NP_CMD_SHUTDOWN_WRITE, conn, FALSE);
 }
 
@@ -167,13 +183,18 @@ np_conn_close (NpConn *conn)
   conn->accepting = FALSE;
   pthread_mutex_unlock (&conn->out_lock);
 
-  np__engine_post (engine, NP_CMD_CLOSE, conn, FALSE);
+  /* A listener's address must be free to bind again once this returns,
+     as it is after close(2): wait for the engine to close it.  */
+  if (conn->listener)
+    np__engine_post_and_wait (engine, NP_CMD_CLOSE, conn, FALSE);
+  else
+    np__engine_post (engine, NP_CMD_CLOSE, conn, FALSE);
 }
 
 /* Engine thread from here on.  */
 
-static void
-clear_source (GSource **source)
+void
+np__source_clear (GSource **source)
 {
   if (*source)
     {
@@ -186,9 +207,10 @@ clear_source (GSource **source)
 static void
 drop_socket (NpConn *conn)
 {
-  clear_source (&conn->connect_source);
-  clear_source (&conn->read_source);
-  clear_source (&conn->write_source);
+  np__source_clear (&conn->connect_source);
+  np__source_clear (&conn->read_source);
+  np__source_clear (&conn->write_source);
+  np__source_clear (&conn->retry_source);
   if (conn->socket)
     {
       g_socket_close (conn->socket, NULL);
@@ -378,7 +400,7 @@ write_out (NpConn *conn, gboolean final)
       consume_output (conn, (gsize) n);
     }
 
-  clear_source (&conn->write_source);
+  np__source_clear (&conn->write_source);
   if (conn->shut_wr_requested && !conn->shut_wr_done && !final)
     {
       conn->shut_wr_done = TRUE;
@@ -422,7 +444,7 @@ on_readable (GSocket *socket, GIOCondition condition, gpointer data)
                                      (gsize) n))
             {
               /* Backpressure (or closed): the drain will post RESUME.  */
-              clear_source (&conn->read_source);
+              np__source_clear (&conn->read_source);
               return G_SOURCE_REMOVE;
             }
           if ((gsize) n < size)
@@ -447,6 +469,11 @@ on_readable (GSocket *socket, GIOCondition condition, gpointer data)
 void
 np__stream_update_reading (NpConn *conn)
 {
+  if (conn->listener)
+    {
+      np__listen_update (conn);
+      return;
+    }
   gboolean want = conn->state == NP_CONN_OPEN && !conn->user_paused
                   && !np__channel_in_blocked (conn->engine, conn);
   if (want && !conn->read_source)
@@ -458,7 +485,7 @@ np__stream_update_reading (NpConn *conn)
       g_source_attach (conn->read_source, conn->engine->context);
     }
   else if (!want && conn->read_source)
-    clear_source (&conn->read_source);
+    np__source_clear (&conn->read_source);
 }
 
 /* May free CONN.  */
@@ -496,7 +523,7 @@ on_connect_ready (GSocket *socket, GIOCondition condition, gpointer data)
                   &len) < 0)
     err = errno;
 
-  clear_source (&conn->connect_source);
+  np__source_clear (&conn->connect_source);
   if (err == 0)
     conn_open (conn);
   else

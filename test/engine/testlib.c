@@ -241,6 +241,8 @@ type_name (NpEventType type)
     case NP_EVENT_FAILED: return "FAILED";
     case NP_EVENT_CLOSED: return "CLOSED";
     case NP_EVENT_WRITABLE: return "WRITABLE";
+    case NP_EVENT_ACCEPTED: return "ACCEPTED";
+    case NP_EVENT_ACCEPT_FAILED: return "ACCEPT_FAILED";
     }
   return "?";
 }
@@ -266,7 +268,11 @@ th_describe (THarness *h)
         }
       g_string_append_printf (s, " %" G_GUINT64_FORMAT ":%s", e->id,
                               type_name (e->type));
-      if (e->type == NP_EVENT_FAILED || e->type == NP_EVENT_CLOSED)
+      if (e->type == NP_EVENT_ACCEPTED)
+        g_string_append_printf (s, "(%" G_GUINT64_FORMAT ")",
+                                e->accepted_id);
+      if (e->type == NP_EVENT_FAILED || e->type == NP_EVENT_CLOSED
+          || e->type == NP_EVENT_ACCEPT_FAILED)
         g_string_append_printf (s, "(%d %s)", e->code,
                                 e->message ? e->message : "");
     }

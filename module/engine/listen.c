@@ -1,0 +1,294 @@
+/* listen.c -- listening sockets and the connections they accept.
+
+   np_engine_listen() does socket, bind and listen on the caller's thread,
+   so that an address in use or a missing directory is known when it
+   returns, as with the builtin.  The engine thread then watches the
+   socket for G_IO_IN and accepts.
+
+   A listener is an NpConn with LISTENER set.  It goes
+
+     NEW -> LISTENING -> DONE
+
+   and shares the rest of a connection's life: np_conn_set_paused() stops
+   accepting (clients wait in the kernel's backlog), np_conn_close() ends
+   it through the same teardown, np_engine_free() aborts it with the
+   others.  It refuses output from the start.
+
+   Each accepted socket becomes an OPEN connection of its own, with an id
+   from NP_ACCEPTED_ID_BASE up, registered with the engine and read at
+   once.  Its ACCEPTED event is queued on the listener's id before it is
+   read, so it comes before any event of its own.  The event holds one
+   reference to it; when the listener was closed by its owner the event
+   is refused and the new connection closed again at once.  */
+
+#define _GNU_SOURCE  /* accept4 */
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+
+/* Accepts per readiness callback: a busy listener yields to the others
+   (and to every connection's reads) after this many.  */
+#define NP_ACCEPTS_PER_WAKE 64
+/* How long a listener rests after running out of descriptors or memory:
+   the pending connection keeps the socket readable, so accepting again
+   at once would spin.  */
+#define NP_ACCEPT_REST_MS 100
+
+/* Public, any thread.  */
+
+/* socket, SO_REUSEADDR, bind and listen.  Returns the descriptor, or -1
+   with *CODE and *AT saying what failed; nothing is left open then.  */
+static int
+open_listening (const NpListenSpec *spec, int *code, NpListenStep *at)
+{
+  *at = NP_LISTEN_SOCKET;
+  if (!spec->address
+      || spec->address_len < (socklen_t) sizeof (sa_family_t))
+    {
+      *code = EINVAL;
+      return -1;
+    }
+  int family = spec->address->sa_family;
+  int fd = np__fd_socket (family, SOCK_STREAM, code);
+  if (fd < 0)
+    return -1;
+
+  int reuse = spec->reuseaddr;
+  if (reuse < 0)
+    reuse = family == AF_INET || family == AF_INET6 ? 1 : -1;
+  if (reuse >= 0)
+    {
+      int value = reuse != 0;
+      *at = NP_LISTEN_REUSEADDR;
+      if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &value, sizeof value)
+          < 0)
+        goto fail;
+    }
+
+  *at = NP_LISTEN_BIND;
+  if (bind (fd, spec->address, spec->address_len) < 0)
+    goto fail;
+
+  *at = NP_LISTEN_LISTEN;
+  if (listen (fd, spec->backlog) < 0)
+    goto fail;
+  return fd;
+
+fail:
+  *code = errno;
+  close (fd);
+  return -1;
+}
+
+NpConn *
+np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
+                  struct sockaddr_storage *bound, socklen_t *bound_len,
+                  int *err, NpListenStep *step)
+{
+  int code = 0;
+  NpListenStep at = NP_LISTEN_SOCKET;
+  int fd = open_listening (spec, &code, &at);
+
+  /* Wrapped only now: nothing GLib may do to a new socket's options
+     (IPV6_V6ONLY) applies to a bound one.  */
+  GSocket *socket = fd >= 0 ? g_socket_new_from_fd (fd, NULL) : NULL;
+  if (fd >= 0 && !socket)
+    {
+      close (fd);
+      code = EINVAL;
+    }
+  if (!socket)
+    {
+      if (err)
+        *err = code;
+      if (step)
+        *step = at;
+      return NULL;
+    }
+
+  if (bound)
+    {
+      socklen_t len = sizeof *bound;
+      memset (bound, 0, sizeof *bound);
+      if (getsockname (fd, (struct sockaddr *) bound, &len) < 0)
+        len = 0;
+      if (bound_len)
+        *bound_len = len;
+    }
+
+  NpConn *conn = np__conn_new (engine, id);
+  conn->listener = TRUE;
+  conn->family = spec->address->sa_family;
+  conn->accepting = FALSE;
+  conn->socket = socket;
+  np__engine_post (engine, NP_CMD_LISTEN, conn, FALSE);
+  return conn;
+}
+
+/* Engine thread from here on.  */
+
+static void
+post_accept_failed (NpConn *listener, int code)
+{
+  NpEvent *event = np__event_new (listener->id, NP_EVENT_ACCEPT_FAILED, 0);
+  event->code = code;
+  np__channel_post (listener->engine, listener, event);
+}
+
+/* Makes FD, just accepted from REMOTE, a connection of its own.  Returns
+   FALSE when the listener's owner has closed it, so that nothing more is
+   worth accepting.  */
+static gboolean
+adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
+       socklen_t remote_len)
+{
+  NpEngine *engine = listener->engine;
+
+  fd = np__fd_place (fd);
+  g_autoptr (GError) error = NULL;
+  GSocket *socket = g_socket_new_from_fd (fd, &error);
+  if (!socket)
+    {
+      close (fd);
+      post_accept_failed (listener, EINVAL);
+      return TRUE;
+    }
+
+  NpConn *conn = np__conn_new (engine, engine->next_accepted_id++);
+  conn->family = remote->ss_family;
+  conn->socket = socket;
+  conn->state = NP_CONN_OPEN;
+  np__engine_register (engine, conn);
+
+  NpEvent *event = np__event_new (listener->id, NP_EVENT_ACCEPTED, 0);
+  event->accepted = conn;               /* the reference np__conn_new gave */
+  event->accepted_id = conn->id;
+  event->local_len = sizeof event->local;
+  if (getsockname (fd, (struct sockaddr *) &event->local,
+                   &event->local_len) < 0)
+    event->local_len = 0;
+  event->remote_len = MIN (remote_len, (socklen_t) sizeof event->remote);
+  memcpy (&event->remote, remote, event->remote_len);
+
+  if (!np__channel_post (engine, listener, event))
+    {
+      /* Refused and freed with its reference: the engine's is the last,
+         and the abort lets go of it.  */
+      np__stream_abort (conn);
+      return FALSE;
+    }
+  /* Only now may its own events follow.  */
+  np__stream_update_reading (conn);
+  return TRUE;
+}
+
+static gboolean
+on_rested (gpointer data)
+{
+  NpConn *listener = data;
+  np__source_clear (&listener->retry_source);
+  np__listen_update (listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* Stop accepting for a while.  Called from the accept source's own
+   callback, which then returns G_SOURCE_REMOVE.  */
+static void
+rest (NpConn *listener)
+{
+  np__source_clear (&listener->read_source);
+  listener->retry_source = g_timeout_source_new (NP_ACCEPT_REST_MS);
+  g_source_set_callback (listener->retry_source, on_rested, listener, NULL);
+  g_source_attach (listener->retry_source, listener->engine->context);
+}
+
+/* Errors that belong to one pending connection, not to the listener
+   (accept(2) on Linux passes them on): the next accept may well work.  */
+static gboolean
+per_connection_error (int err)
+{
+  switch (err)
+    {
+    case ENETDOWN:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+#ifdef ENONET
+    case ENONET:
+#endif
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ETIMEDOUT:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+static gboolean
+on_acceptable (GSocket *socket, GIOCondition condition, gpointer data)
+{
+  (void) condition;
+  NpConn *listener = data;
+  int lfd = g_socket_get_fd (socket);
+
+  for (int i = 0; i < NP_ACCEPTS_PER_WAKE; i++)
+    {
+      struct sockaddr_storage remote;
+      socklen_t remote_len = sizeof remote;
+      memset (&remote, 0, sizeof remote);
+      int fd = accept4 (lfd, (struct sockaddr *) &remote, &remote_len,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd >= 0)
+        {
+          if (!adopt (listener, fd, &remote, remote_len))
+            break;  /* closed by its owner: the close command is next */
+          continue;
+        }
+
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED)
+        continue;
+      if (err == EAGAIN || err == EWOULDBLOCK)
+        break;
+      post_accept_failed (listener, err);
+      if (!per_connection_error (err))
+        {
+          /* EMFILE, ENFILE, ENOBUFS, ENOMEM, or something unexpected that
+             may well last: rest instead of spinning on it.  */
+          rest (listener);
+          return G_SOURCE_REMOVE;
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+void
+np__listen_update (NpConn *listener)
+{
+  gboolean want = listener->state == NP_CONN_LISTENING
+                  && !listener->user_paused && !listener->retry_source;
+  if (want && !listener->read_source)
+    {
+      listener->read_source = g_socket_create_source (listener->socket,
+                                                      G_IO_IN, NULL);
+      g_source_set_callback (listener->read_source,
+                             G_SOURCE_FUNC (on_acceptable), listener, NULL);
+      g_source_attach (listener->read_source, listener->engine->context);
+    }
+  else if (!want && listener->read_source)
+    np__source_clear (&listener->read_source);
+}
+
+void
+np__listen_start (NpConn *listener)
+{
+  np__engine_register (listener->engine, listener);
+  listener->state = NP_CONN_LISTENING;
+  np__listen_update (listener);
+}
