@@ -247,5 +247,57 @@ exports the sanitizer's own symbols besides."
     (should (string-match-p "netproc needs Emacs 28 or later; this is Emacs 27.2"
                             (cdr result)))))
 
+;;;; Exit queries
+
+(defun netproc-test-exit-prompts (make noquery)
+  "Return the prompts `save-buffers-kill-emacs' shows with one connection.
+MAKE makes the connection, a builtin process or a netproc, with
+:noquery NOQUERY; every answer is no, so Emacs stays."
+  (let* ((out "")
+         ;; A peer outside Emacs: a server of its own would accept, and its
+         ;; accepted connection would have a query flag of its own.
+         (server (make-process
+                  :name "q-peer" :noquery t :connection-type 'pipe
+                  :command (list "perl" "-MIO::Socket::INET" "-e"
+                                 (concat "$|=1; my $l=IO::Socket::INET->new("
+                                         "LocalAddr=>'127.0.0.1',LocalPort=>0,"
+                                         "Listen=>1) or die; print $l->sockport,"
+                                         "\"\\n\"; my $c=$l->accept; "
+                                         "local $/; <$c>;"))
+                  :filter (lambda (_p s) (setq out (concat out s)))
+                  :sentinel #'ignore))
+         (port (progn
+                 (while (and (not (string-match "\\`[0-9]+\n" out))
+                             (process-live-p server))
+                   (accept-process-output server 1))
+                 (string-to-number out)))
+         (conn (funcall make :name "q" :service port :noquery noquery))
+         (prompts nil)
+         (killed nil))
+    (unwind-protect
+        (cl-letf (((symbol-function 'yes-or-no-p)
+                   (lambda (prompt) (push prompt prompts) nil))
+                  ((symbol-function 'y-or-n-p)
+                   (lambda (prompt) (push prompt prompts) nil))
+                  ((symbol-function 'kill-emacs)
+                   (lambda (&rest _) (setq killed t))))
+          (let ((confirm-kill-processes t)
+                (confirm-kill-emacs nil))
+            (save-buffers-kill-emacs)))
+      (if (processp conn) (delete-process conn) (funcall 'delete-netproc conn))
+      (delete-process server)
+      (let ((buffer (get-buffer "*Process List*")))
+        (when buffer (kill-buffer buffer))))
+    (list :prompts prompts :killed killed)))
+
+(ert-deftest netproc-test-hygiene-exit-query ()
+  "Exiting asks about a live netproc as about a live process, unless noquery."
+  (skip-unless (netproc-test-available-p))
+  (dolist (noquery '(nil t))
+    (should (equal (netproc-test-exit-prompts 'netproc-make-network-process
+                                              noquery)
+                   (netproc-test-exit-prompts 'make-network-process
+                                              noquery)))))
+
 (provide 'netproc-hygiene-tests)
 ;;; netproc-hygiene-tests.el ends here
