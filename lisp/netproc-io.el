@@ -171,59 +171,58 @@ A server only stops accepting when stopped: with filter t it accepts."
 
 ;;; Decoding
 
-(defun netproc--incomplete-tail (bytes coding)
-  "Return how many trailing BYTES must wait for the next read under CODING.
-That is the start of a UTF-8 sequence cut by the read, or a lone CR
-that may be the first half of a CRLF."
-  (let* ((n (length bytes))
-         (type (coding-system-type coding))
-         (eol (coding-system-eol-type coding))
-         (hold 0))
-    (when (memq type '(utf-8 undecided))
-      (let ((i (1- n))
-            (stop (max 0 (- n 4))))
-        ;; Find the last byte that is not a continuation byte.
-        (while (and (>= i stop) (= (logand (aref bytes i) #xc0) #x80))
-          (setq i (1- i)))
-        (when (>= i stop)
-          (let* ((lead (aref bytes i))
-                 (need (cond ((>= lead #xf0) 4)
-                             ((>= lead #xe0) 3)
-                             ((>= lead #xc0) 2)
-                             (t 1))))
-            (when (> need (- n i))
-              (setq hold (- n i)))))))
-    (when (and (= hold 0) (> n 0) (= (aref bytes (1- n)) ?\r)
-               (or (vectorp eol) (eql eol 1)))
-      (setq hold 1))
-    hold))
+(defconst netproc--longest-cut 3
+  "The most bytes of a character a read can leave for the next one.
+Four-byte UTF-8 sequences are the longest any decoding here meets.")
+
+(defun netproc--cr-tail-p (bytes coding)
+  "Non-nil if BYTES ends with a CR that CODING may pair with a LF to come."
+  (let ((eol (coding-system-eol-type coding))
+        (n (length bytes)))
+    (and (> n 0) (= (aref bytes (1- n)) ?\r)
+         (or (vectorp eol) (eql eol 1)))))
+
+(defun netproc--cut-chars (text)
+  "Return how many characters at the end of TEXT are undecoded raw bytes.
+Decoding turns the bytes of a character that a read cut short into raw
+bytes; at most `netproc--longest-cut' of them are counted."
+  (let ((len (length text))
+        (n 0))
+    (while (and (< n netproc--longest-cut) (< n len)
+                (eq (char-charset (aref text (- len n 1))) 'eight-bit))
+      (setq n (1+ n)))
+    n))
 
 (defun netproc--decode (st bytes &optional final)
   "Decode BYTES read for ST with its decoding, keeping an incomplete tail.
+A character cut by the read, whatever the coding system, and a CR that
+may start a CRLF, wait for the next read, as Emacs's decoder keeps them.
 With FINAL, decode everything that is left."
-  (let* ((coding (netproc--st-decode st))
+  (let* ((coding (or (netproc--st-decode st)
+                     ;; No decoding at all detects, as Emacs's nil does.
+                     'undecided))
          (input (if (equal (netproc--st-carry st) "")
                     bytes
                   (concat (netproc--st-carry st) bytes)))
-         (hold (if final 0
-                 (netproc--incomplete-tail input (or coding 'undecided))))
-         (ready (if (> hold 0) (substring input 0 (- hold)) input)))
-    (setf (netproc--st-carry st)
-          (if (> hold 0) (substring input (- hold)) ""))
-    ;; No decoding at all detects, as Emacs's nil does.
-    (unless coding
-      (setq coding 'undecided))
+         (hold-cr (and (not final) (netproc--cr-tail-p input coding)))
+         (ready (if hold-cr (substring input 0 -1) input)))
+    (setf (netproc--st-carry st) (if hold-cr "\r" ""))
     (cond
      ((equal ready "") ready)
      ;; Bytes pass through these unchanged, and unibyte, as in Emacs.
      ((memq coding '(binary no-conversion)) ready)
      (t
-      (let ((text (decode-coding-string ready coding t)))
+      (let* ((text (decode-coding-string ready coding t))
+             (cut (if final 0 (netproc--cut-chars text))))
         ;; What Emacs learns from the data (the end-of-line format, or
         ;; the coding system itself) becomes the process's decoding.
         (when (or (vectorp (coding-system-eol-type coding))
                   (eq (coding-system-type coding) 'undecided))
           (setf (netproc--st-decode st) last-coding-system-used))
+        (when (> cut 0)
+          (setf (netproc--st-carry st)
+                (concat (substring ready (- cut)) (netproc--st-carry st))
+                text (substring text 0 (- cut))))
         ;; Decoding plain ASCII hands back the unibyte input, but Emacs
         ;; gives a filter multibyte text unless the decoding is raw.
         (if (or (multibyte-string-p text)

@@ -846,5 +846,32 @@ Sentinels record whether their connection is still listed."
     (set-process-sentinel p #'ignore)
     (delete-process p)))
 
+(netproc-test-deftest netproc-twins-split-characters ()
+  "A character cut between two reads arrives whole, whatever the decoding."
+  (let ((peer (netproc-test-peer-start))
+        (n 0))
+    (dolist (case '((utf-8 "a\303" "\251z")
+                    (euc-jp "a\244" "\242z")
+                    (shift_jis "a\202" "\240z")
+                    (utf-8 "x\360\237" "\230\200y")
+                    (utf-8-dos "a\r" "\nb")
+                    (latin-1 "a\351" "b")))
+      (let* ((got nil)
+             (p (make-network-process
+                 :name "split" :host "127.0.0.1" :coding (car case)
+                 :service (netproc-test-peer-port peer)
+                 :filter (lambda (_p s) (setq got (append got (list s)))))))
+        (netproc-test-peer-conn peer n)
+        (dolist (chunk (cdr case))
+          (netproc-test-peer-send peer chunk n)
+          ;; Each chunk starts or ends with a whole character, so each
+          ;; read gives the filter something before the next is sent.
+          (let ((before (length got)))
+            (netproc-test-wait-until (lambda () (> (length got) before))
+                                     5 'chunk-read)))
+        (netproc-test-note :case (car case) (mapcar #'substring-no-properties got))
+        (delete-process p)
+        (setq n (1+ n))))))
+
 (provide 'netproc-twins-tests)
 ;;; netproc-twins-tests.el ends here
