@@ -1168,5 +1168,33 @@ FILTER, if non-nil, is its filter.  The harness deletes it at the end."
          'good-connections-closed)
         (funcall 'delete-netproc srv)))))
 
+(defun netproc-test-server-as-nobody (make)
+  "Return what MAKE gives for a server on port 80, run as user nobody.
+Root may bind any port, so the refusal needs an unprivileged child."
+  (let* ((lisp-dir (file-name-directory (locate-library "netproc")))
+         (form `(progn
+                  (require 'netproc)
+                  (princ (format "%S" (condition-case err
+                                          (funcall ',make :name "s" :server t
+                                                   :service 80
+                                                   :host "127.0.0.1")
+                                        (error err)))))))
+    (with-temp-buffer
+      (call-process "setpriv" nil t nil "--reuid=65534" "--regid=65534"
+                    "--clear-groups"
+                    (expand-file-name invocation-name invocation-directory)
+                    "-Q" "--batch" "-L" lisp-dir
+                    "--eval" (prin1-to-string form))
+      (buffer-string))))
+
+(ert-deftest netproc-test-server-permission-denied ()
+  "A port the user may not bind gives the builtin's error."
+  (skip-unless (and (executable-find "setpriv") (= (user-uid) 0)))
+  (let ((builtin (netproc-test-server-as-nobody 'make-network-process))
+        (netproc (netproc-test-server-as-nobody 'netproc-make-network-process)))
+    (should (equal builtin
+                   "(file-error \"Cannot bind server socket\" \"Permission denied\")"))
+    (should (equal netproc builtin))))
+
 (provide 'netproc-server-tests)
 ;;; netproc-server-tests.el ends here
