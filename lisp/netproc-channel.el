@@ -63,7 +63,6 @@ one `make sanitize' makes.")
   "Errors caught in filters and sentinels during a batch, newest first.
 Each is (KIND . ERROR), KIND being `filter' or `sentinel'.")
 
-(defvar netproc--redispatch-timer nil)
 
 (defvar netproc--wait-predicate nil
   "What the innermost netproc wait waits for, a function of no arguments.
@@ -159,10 +158,13 @@ filter that waits) carries on from the right place."
   (netproc--end-wait-if-satisfied))
 
 (defun netproc--schedule-redispatch ()
-  "Finish the interrupted batch at the next chance Emacs gets."
-  (unless (memq netproc--redispatch-timer timer-list)
-    (setq netproc--redispatch-timer
-          (run-at-time 0 nil #'netproc--dispatch))))
+  "Finish the interrupted batch at the next chance Emacs gets.
+A byte written into the channel brings its filter back, so the rest of the
+batch is dispatched where events always are: in the channel's filter, with
+the error handling Emacs gives process filters.  A timer would run it with
+a timer's."
+  (when (process-live-p netproc--channel)
+    (process-send-string netproc--channel "\1")))
 
 (defun netproc--call (kind function &rest args)
   "Call FUNCTION with ARGS as Emacs calls a process filter or sentinel.

@@ -272,7 +272,19 @@ listed in README.org for odd address forms."
 
 (defun netproc-test-fuzz-compare (n key)
   "Run N generated cases on both sides; compare outcomes with KEY.
-KEY maps an outcome to what must be equal.  Fail listing mismatches."
+KEY maps an outcome to what must be equal.  Fail listing mismatches.
+With `netproc-test-netproc-only', run the netproc side alone and check
+only that it ends cleanly."
+  (if netproc-test-netproc-only
+      (let ((r (netproc-test-fuzz-run-side
+                'netproc (netproc-test-fuzz-templates n netproc-test-fuzz-seed))))
+        (should-not (assq :scenario-error (car r)))
+        (should-not (assq :scenario-timeout (car r)))
+        (netproc-test--check-side "netproc" r))
+    (netproc-test-fuzz-compare-sides n key)))
+
+(defun netproc-test-fuzz-compare-sides (n key)
+  "Run N generated cases on both sides; compare outcomes with KEY."
   (let* ((templates (netproc-test-fuzz-templates n netproc-test-fuzz-seed))
          (b (netproc-test-fuzz-run-side 'builtin templates))
          (bo (netproc-test-fuzz-outcomes b)))

@@ -27,6 +27,7 @@ make --no-print-directory build/asan/netproc-module.so \
 asan_rt=$(gcc -print-file-name=libasan.so)
 # Emacs's own allocations are not ours to judge: leaks are checked by the
 # engine tests, where every allocation is ours.
+NETPROC_TEST_NETPROC_ONLY=1 \
 NETPROC_MODULE=$PWD/build/asan/netproc-module.so \
 LD_PRELOAD="$asan_rt $PWD/build/asan/no-textdomain.so" \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
