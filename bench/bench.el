@@ -62,7 +62,7 @@
                  (if (floatp value) (format "%.6g" value) value))))
 (defun bench-info (key value)
   (princ (format "INFO %s %s\n" key
-                 (replace-regexp-in-string "[\n\t ]+" "_" (format "%s" value)))))
+                 (replace-regexp-in-string "[\n\t]+" " " (format "%s" value)))))
 
 (defun bench-percentile (vec count p)
   "The P-th percentile (0..1) of the first COUNT numbers of VEC."

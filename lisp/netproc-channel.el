@@ -25,6 +25,7 @@
 (declare-function netproc--stop "netproc-module" ())
 (declare-function netproc--running-p "netproc-module" ())
 (declare-function netproc--drain "netproc-module" ())
+(declare-function netproc--ring "netproc-module" ())
 (declare-function netproc--handle-event "netproc-io" (id type payload))
 (declare-function netproc--orphan "netproc-io" (proc))
 
@@ -159,12 +160,12 @@ filter that waits) carries on from the right place."
 
 (defun netproc--schedule-redispatch ()
   "Finish the interrupted batch at the next chance Emacs gets.
-A byte written into the channel brings its filter back, so the rest of the
-batch is dispatched where events always are: in the channel's filter, with
-the error handling Emacs gives process filters.  A timer would run it with
-a timer's."
-  (when (process-live-p netproc--channel)
-    (process-send-string netproc--channel "\1")))
+The engine rings the channel once more, so the rest of the batch is
+dispatched where events always are: in the channel's filter, with the
+error handling Emacs gives process filters.  A timer would run it with a
+timer's."
+  (when (and (fboundp 'netproc--running-p) (netproc--running-p))
+    (netproc--ring)))
 
 (defun netproc--call (kind function &rest args)
   "Call FUNCTION with ARGS as Emacs calls a process filter or sentinel.

@@ -496,6 +496,15 @@ Fdrain (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->funcall (env, np_sym.vector, 3 * (ptrdiff_t) n, items);
 }
 
+static emacs_value
+Fring (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) args; (void) data;
+  if (engine)
+    np_engine_ring (engine);
+  return np_sym.nil;
+}
+
 /* Small services for the Lisp side.  */
 
 static emacs_value
@@ -611,6 +620,8 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Close CONN; no event for it follows.");
   defun (env, "netproc--drain", 0, Fdrain,
          "Return the pending events as a vector [ID TYPE PAYLOAD ...].");
+  defun (env, "netproc--ring", 0, Fring,
+         "Have the engine ring the channel once more.");
   defun (env, "netproc--service-port", 1, Fservice_port,
          "Return the TCP port of service NAME, or nil.");
   defun (env, "netproc--strerror", 1, Fstrerror,

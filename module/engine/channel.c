@@ -69,8 +69,9 @@ np_event_free (NpEvent *event)
   g_free (header);
 }
 
+/* Ring when events are queued, or always with FORCE.  */
 void
-np__channel_ring (NpEngine *engine)
+np__channel_ring (NpEngine *engine, gboolean force)
 {
   if (engine->wake_dead)
     return;
@@ -78,7 +79,7 @@ np__channel_ring (NpEngine *engine)
   pthread_mutex_lock (&engine->event_lock);
   gboolean pending = engine->events.length > 0;
   pthread_mutex_unlock (&engine->event_lock);
-  if (!pending)
+  if (!pending && !force)
     return;
 
   static const guint8 byte = 1;
@@ -121,7 +122,7 @@ np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event)
   pthread_mutex_unlock (&engine->event_lock);
 
   if (was_empty)
-    np__channel_ring (engine);
+    np__channel_ring (engine, FALSE);
   return TRUE;
 }
 
@@ -150,7 +151,7 @@ np__channel_post_data (NpEngine *engine, NpConn *conn, const guint8 *data,
   pthread_mutex_unlock (&engine->event_lock);
 
   if (was_empty)
-    np__channel_ring (engine);
+    np__channel_ring (engine, FALSE);
   return blocked;
 }
 

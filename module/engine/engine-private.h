@@ -154,7 +154,7 @@ NpEvent *np__event_new (guint64 id, NpEventType type, gsize len);
 gboolean np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event);
 gboolean np__channel_post_data (NpEngine *engine, NpConn *conn,
                                 const guint8 *data, gsize len);
-void np__channel_ring (NpEngine *engine);
+void np__channel_ring (NpEngine *engine, gboolean force);
 gboolean np__channel_in_blocked (NpEngine *engine, NpConn *conn);
 void np__channel_free_all (NpEngine *engine);
 

@@ -196,7 +196,7 @@ run_command (NpEngine *engine, NpCommand *cmd)
       np__stream_close (conn);
       break;
     case NP_CMD_RING:
-      np__channel_ring (engine);
+      np__channel_ring (engine, cmd->flag);
       break;
     case NP_CMD_STOP:
       engine_stop (engine);
@@ -393,4 +393,10 @@ np_engine_free (NpEngine *engine)
   g_thread_join (engine->thread);
   engine->thread = NULL;
   engine_destroy (engine);
+}
+
+void
+np_engine_ring (NpEngine *engine)
+{
+  np__engine_post (engine, NP_CMD_RING, NULL, TRUE);
 }

@@ -113,6 +113,11 @@ void np_engine_free (NpEngine *engine);
 guint np_engine_drain (NpEngine *engine, NpEvent **out);
 void np_event_free (NpEvent *event);
 
+/* Ring WAKE_FD once more, even with nothing queued: the owner has work of
+   its own left for its next wake-up.  The engine thread writes the byte,
+   as it writes every other.  */
+void np_engine_ring (NpEngine *engine);
+
 /* Start connecting (name resolution included) and return a handle owned by
    the caller; the engine keeps its own reference while the socket lives.
    Events for it carry ID.  Never blocks.  */
