@@ -4,6 +4,8 @@
 #   make check      install missing Debian packages, build, run every test
 #   make demo       the same client scenario over the builtin and over netproc
 #   make sanitize   engine tests under TSan and ASan, ERT against an ASan module
+#   make bench      the builtin against netproc in one run: bench/results/
+#                   (BENCH_QUICK=1 for a smoke run, BENCH_ROUNDS=N)
 
 EMACS   ?= emacs
 CC      ?= gcc
@@ -27,7 +29,7 @@ TEST_HELPERS_SRC = $(filter-out $(ENGINE_TESTS_SRC),$(wildcard test/engine/*.c))
 
 DEBIAN_PACKAGES = emacs-nox libglib2.0-dev pkg-config gcc make socat binutils
 
-.PHONY: all deps check check-engine check-lisp sanitize demo clean
+.PHONY: all deps check check-engine check-lisp sanitize demo bench clean
 
 LISP_ELC = $(patsubst %.el,%.elc,$(wildcard lisp/*.el))
 
@@ -76,6 +78,10 @@ sanitize: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(EMACS) -Q --batch -L lisp -l demo/demo.el
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
 
 clean:
 	rm -rf build $(MODULE) lisp/*.elc

@@ -46,7 +46,12 @@
   (with-temp-buffer
     (insert-file-contents file)
     (dolist (line (split-string (buffer-string) "\n" t))
-      (push (split-string line "\t") bench-raw)))
+      (let ((f (split-string line "\t")))
+        ;; Fields past the fifth belong to the value.
+        (push (append (cl-subseq f 0 (min 4 (length f)))
+                      (and (> (length f) 4)
+                           (list (string-join (nthcdr 4 f) " "))))
+              bench-raw))))
   (setq bench-raw (nreverse bench-raw)))
 
 (defun bench-values (workload side metric)

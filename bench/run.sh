@@ -116,8 +116,8 @@ run_child () { # workload side round
   fi
   awk -v w="$1" -v s="$2" -v r="$3" -v OFS='\t' \
     '$1 == "RESULT" { print w, s, r, $2, $3 }
-     $1 == "INFO"   { k = $2; $1 = ""; $2 = ""; sub(/^[ \t]+/, "");
-                      print w, s, r, "info:" k, $0 }' "$log" >> "$RAW"
+     $1 == "INFO"   { v = $0; sub(/^INFO +[^ ]+ */, "", v);
+                      print w, s, r, "info:" $2, v }' "$log" >> "$RAW"
   printf ' %s/%s' "$1" "$2"
 }
 

@@ -67,14 +67,28 @@ Emacs hash tables keep insertion order, so this is also creation order.")
   (or (and (netproc-p proc) (gethash proc netproc--states))
       (signal 'wrong-type-argument (list 'netproc-p proc))))
 
+(defvar netproc--name-hints (make-hash-table :test 'equal)
+  "For a name, the smallest N for which NAME<N> may be free.
+Without it, making thousands of netprocs of one name would try every
+taken NAME<N> each time.")
+
 (defun netproc--unique-name (name)
   "Return NAME, or NAME<N> with the first N that is free, as Emacs does."
   (if (not (gethash name netproc--listed))
       name
-    (let ((n 1))
+    (let ((n (gethash name netproc--name-hints 1)))
       (while (gethash (format "%s<%d>" name n) netproc--listed)
         (setq n (1+ n)))
+      (puthash name (1+ n) netproc--name-hints)
       (format "%s<%d>" name n))))
+
+(defun netproc--free-name (name)
+  "Note that NAME is free again, for `netproc--unique-name'."
+  (when (string-match "\\`\\(.*\\)<\\([0-9]+\\)>\\'" name)
+    (let ((base (match-string 1 name))
+          (n (string-to-number (match-string 2 name))))
+      (when (< n (gethash base netproc--name-hints 1))
+        (puthash base n netproc--name-hints)))))
 
 (defun netproc--register (name &optional id)
   "Make and register a netproc called NAME (made unique); return its state.
@@ -91,7 +105,8 @@ ID is the engine's id for it; by default a new one."
   "Remove PROC from `netproc-list', if it is the netproc listed by its name."
   (let ((name (netproc--rec-name proc)))
     (when (eq (gethash name netproc--listed) proc)
-      (remhash name netproc--listed))))
+      (remhash name netproc--listed)
+      (netproc--free-name name))))
 
 (defun netproc--forget (proc)
   "Stop dispatching events to PROC and remove it from `netproc-list'."
