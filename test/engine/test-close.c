@@ -9,29 +9,7 @@
 #include "testlib.h"
 
 
-/* Takes every event queued at this moment, without waiting.  */
-static void
-drain_all_now (THarness *h)
-{
-  guint n;
-  while ((n = np_engine_drain (h->engine, h->buf)) > 0)
-    for (guint i = 0; i < n; i++)
-      g_ptr_array_add (h->events, h->buf[i]);
-}
 
-/* Fails if any event for ID sits at or after index FROM.  */
-static void
-assert_quiet_after (THarness *h, guint64 id, guint from)
-{
-  for (guint i = from; i < h->events->len; i++)
-    {
-      NpEvent *e = g_ptr_array_index (h->events, i);
-      if (e->id == id)
-        T_FAIL ("event type %d for id %" G_GUINT64_FORMAT
-                " after close (index %u, boundary %u)", e->type, id, i,
-                from);
-    }
-}
 
 /* Close at random points between connect and the end of a lookup.  */
 static void
@@ -53,13 +31,13 @@ test_close_during_resolution (void)
         usleep ((useconds_t) g_random_int_range (0, 3000));
       np_conn_close (conn);
       np_conn_unref (conn);
-      drain_all_now (&h);
+      th_drain_now (&h);
       boundary[i] = h.events->len;
     }
   th_pump (&h, 500);
-  drain_all_now (&h);
+  th_drain_now (&h);
   for (int i = 0; i < N; i++)
-    assert_quiet_after (&h, (guint64) i, boundary[i]);
+    th_assert_quiet_after (&h, (guint64) i, boundary[i]);
   th_free (&h);
 }
 
@@ -90,10 +68,10 @@ test_close_during_connect (void)
   T_EQ (0, h.events->len);  /* still connecting */
   np_conn_close (conn);
   np_conn_unref (conn);
-  drain_all_now (&h);
+  th_drain_now (&h);
   guint boundary = h.events->len;
   th_pump (&h, 300);
-  assert_quiet_after (&h, 1, boundary);
+  th_assert_quiet_after (&h, 1, boundary);
   th_free (&h);
   for (int i = 0; i < 4; i++)
     close (fillers[i]);
@@ -123,10 +101,10 @@ test_close_with_queued_data (void)
   T_ASSERT (memcmp (buf, msg, sizeof msg) == 0);
   T_EQ (0, recv (peer, buf, sizeof buf, 0));  /* then EOF */
 
-  drain_all_now (&h);
+  th_drain_now (&h);
   guint boundary = h.events->len;
   th_pump (&h, 200);
-  assert_quiet_after (&h, 1, boundary);
+  th_assert_quiet_after (&h, 1, boundary);
   np_conn_unref (conn);
   th_free (&h);
   close (peer);
@@ -170,11 +148,11 @@ test_close_while_data_flows (void)
   th_wait_data (&h, 1, 100000, WAIT_MS);
 
   np_conn_close (conn);
-  drain_all_now (&h);
+  th_drain_now (&h);
   guint boundary = h.events->len;
   th_pump (&h, 300);
-  drain_all_now (&h);
-  assert_quiet_after (&h, 1, boundary);
+  th_drain_now (&h);
+  th_assert_quiet_after (&h, 1, boundary);
 
   __atomic_store_n (&f.stop, 1, __ATOMIC_RELEASE);
   pthread_join (thread, NULL);

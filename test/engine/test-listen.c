@@ -93,28 +93,7 @@ same_address (const struct sockaddr_storage *a,
 
 /* Harness helpers.  */
 
-/* Takes every event queued at this moment, without waiting.  */
-static void
-drain_all_now (THarness *h)
-{
-  guint n;
-  while ((n = np_engine_drain (h->engine, h->buf)) > 0)
-    for (guint i = 0; i < n; i++)
-      g_ptr_array_add (h->events, h->buf[i]);
-}
 
-static void
-assert_quiet_after (THarness *h, guint64 id, guint from)
-{
-  for (guint i = from; i < h->events->len; i++)
-    {
-      NpEvent *e = g_ptr_array_index (h->events, i);
-      if (e->id == id)
-        T_FAIL ("event type %d for id %" G_GUINT64_FORMAT
-                " after close (index %u, boundary %u)", e->type, id, i,
-                from);
-    }
-}
 
 /* The Nth ACCEPTED event for listener ID, waiting for it.  */
 static NpEvent *
@@ -387,11 +366,11 @@ test_inet4 (void)
   exchange (&h, acc, c, 0);
 
   np_conn_close (l);
-  drain_all_now (&h);
+  th_drain_now (&h);
   guint boundary = h.events->len;
   wait_refused (&bound);
   th_pump (&h, 100);
-  assert_quiet_after (&h, 3, boundary);
+  th_assert_quiet_after (&h, 3, boundary);
 
   np_conn_close (acc->accepted);
   np_conn_unref (l);
@@ -732,7 +711,7 @@ test_close_keeps_accepted (void)
     }
   np_conn_close (l);
   np_conn_unref (l);
-  drain_all_now (&h);
+  th_drain_now (&h);
   guint boundary = h.events->len;
 
   wait_refused (&bound);
@@ -740,7 +719,7 @@ test_close_keeps_accepted (void)
   for (int i = 0; i < N; i++)
     exchange (&h, acc[i], clients[i], i);
   th_pump (&h, 100);
-  assert_quiet_after (&h, 1, boundary);
+  th_assert_quiet_after (&h, 1, boundary);
   T_EQ (0, th_count (&h, acc[0]->accepted_id, NP_EVENT_CLOSED));
   th_free (&h);
   for (int i = 0; i < N; i++)
@@ -1207,7 +1186,7 @@ test_accept_storm_close (void)
   T_GE (th_count (&h, 1, NP_EVENT_ACCEPTED), 50);
 
   np_conn_close (l);
-  drain_all_now (&h);
+  th_drain_now (&h);
   guint boundary = h.events->len;
   for (int i = 0; i < THREADS; i++)
     {
@@ -1215,8 +1194,8 @@ test_accept_storm_close (void)
       pthread_join (threads[i], NULL);
     }
   th_pump (&h, 300);
-  drain_all_now (&h);
-  assert_quiet_after (&h, 1, boundary);
+  th_drain_now (&h);
+  th_assert_quiet_after (&h, 1, boundary);
   check_accepted_order (&h);
 
   /* Close some of the accepted ones; the engine closes the rest.  */

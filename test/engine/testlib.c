@@ -568,3 +568,25 @@ t_pair_close (TPair *p)
     close (p->peer);
   close (p->lfd);
 }
+
+void
+th_drain_now (THarness *h)
+{
+  guint n;
+  while ((n = np_engine_drain (h->engine, h->buf)) > 0)
+    for (guint i = 0; i < n; i++)
+      g_ptr_array_add (h->events, h->buf[i]);
+}
+
+void
+th_assert_quiet_after (THarness *h, guint64 id, guint from)
+{
+  for (guint i = from; i < h->events->len; i++)
+    {
+      NpEvent *e = g_ptr_array_index (h->events, i);
+      if (e->id == id)
+        T_FAIL ("event type %d for id %" G_GUINT64_FORMAT
+                " after close (index %u, boundary %u)", e->type, id, i,
+                from);
+    }
+}

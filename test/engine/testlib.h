@@ -105,6 +105,11 @@ NpConn *th_connect_tcp (THarness *h, guint64 id, const char *host,
 /* How long a test waits for anything that should happen, in ms.  */
 #define WAIT_MS 10000
 
+/* Takes every event queued at this moment into H, without waiting.  */
+void th_drain_now (THarness *h);
+/* Fails if any event for ID sits at or after index FROM of H's events.  */
+void th_assert_quiet_after (THarness *h, guint64 id, guint from);
+
 /* An engine connection (id 1) and the peer socket it reached.  */
 typedef struct
 {
