@@ -61,7 +61,7 @@ WATCHDOG=${BENCH_WATCHDOG:-120}
 export BENCH_PEER="$PEER"
 export BENCH_WORKLOAD_SECONDS=$((WATCHDOG - 10))
 
-WORKLOADS="recv4k recv1m send pingpong pingpong-idle connect nowait accept maxconn channel"
+WORKLOADS=${BENCH_WORKLOADS:-"recv4k recv1m send pingpong pingpong-idle connect nowait accept maxconn channel"}
 
 RAW=$OUT/raw.tsv
 LOGDIR=$OUT/logs

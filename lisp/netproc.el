@@ -472,10 +472,15 @@ dispatched in order all the same."
     (let* ((st (netproc--st netproc))
            (limit (and (or seconds millisec)
                        (+ (or seconds 0) (/ (or millisec 0) 1000.0))))
-           (reads (netproc--st-reads st)))
+           (reads (netproc--st-reads st))
+           (status (netproc--st-status st)))
+      ;; A change of status ends the wait too: there will be no output to
+      ;; wait for from a connection that failed, and one that just opened
+      ;; is what a caller polling a :nowait connect waits for.
       (netproc--wait-until
        (lambda () (or (> (netproc--st-reads st) reads)
-                      (not (memq (netproc--st-status st) '(open connect)))))
+                      (not (eq (netproc--st-status st) status))
+                      (not (memq status '(open connect)))))
        limit)
       (> (netproc--st-reads st) reads))))
 
