@@ -454,8 +454,9 @@ waits, then a close that happened meanwhile."
                                         _just-this-one)
   "Wait for output from NETPROC, as `accept-process-output' does.
 With NETPROC nil, wait for output from any process or netproc.  Wait at
-most SECONDS plus MILLISEC milliseconds, or until output arrives.  Return
-non-nil if NETPROC (or anything, when NETPROC is nil) gave output.
+most SECONDS plus MILLISEC milliseconds, or until output arrives, or, for
+a NETPROC, until its status changes (a :nowait connect opened or failed).
+Return non-nil if NETPROC (or anything, when NETPROC is nil) gave output.
 JUST-THIS-ONE is accepted for compatibility: other netprocs' events are
 dispatched in order all the same."
   (if millisec
