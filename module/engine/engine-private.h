@@ -83,6 +83,10 @@ struct NpConn
   gsize out_offset;               /* bytes of the head chunk already sent */
   gsize queued;
   gboolean accepting;             /* FALSE after close or CLOSED */
+  /* The socket, for np_conn_send() to write to directly while nothing is
+     queued, or -1.  Closed only under out_lock, so the number is never
+     another socket's by the time a sender uses it.  */
+  int direct_fd;
   gboolean out_high_hit;
 
   /* Engine thread only.  */
@@ -169,6 +173,7 @@ void np__stream_set_paused (NpConn *conn, gboolean paused);
 void np__stream_update_reading (NpConn *conn);
 void np__stream_close (NpConn *conn);
 void np__stream_abort (NpConn *conn);
+void np__stream_allow_direct (NpConn *conn);
 
 /* listen.c, engine thread only */
 void np__listen_start (NpConn *listener);

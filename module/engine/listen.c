@@ -183,6 +183,7 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
     }
   /* Only now may its own events follow.  */
   np__stream_update_reading (conn);
+  np__stream_allow_direct (conn);
   return TRUE;
 }
 

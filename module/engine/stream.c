@@ -60,6 +60,7 @@ np__conn_new (NpEngine *engine, guint64 id)
   pthread_mutex_init (&conn->out_lock, NULL);
   g_queue_init (&conn->out);
   conn->accepting = TRUE;
+  conn->direct_fd = -1;
   conn->state = NP_CONN_NEW;
   return conn;
 }
@@ -117,17 +118,34 @@ np_conn_send (NpConn *conn, const void *data, gsize len)
   if (len == 0)
     return np_conn_queued (conn);
 
-  NpChunk *chunk = g_malloc (sizeof *chunk + len);
-  chunk->len = len;
-  memcpy (chunk->data, data, len);
-
   pthread_mutex_lock (&conn->out_lock);
   if (!conn->accepting)
     {
       pthread_mutex_unlock (&conn->out_lock);
-      g_free (chunk);
       return 0;
     }
+  /* Nothing queued and the socket open: write at once from this thread,
+     so a reply does not wait for the engine thread to wake.  What the
+     kernel does not take, or an error, goes to the engine as usual; it
+     reports errors.  Only an empty queue allows it, so order is kept.  */
+  if (conn->out.length == 0 && conn->direct_fd >= 0)
+    {
+      ssize_t n = send (conn->direct_fd, data, len,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n == (ssize_t) len)
+        {
+          pthread_mutex_unlock (&conn->out_lock);
+          return 0;
+        }
+      if (n > 0)
+        {
+          data = (const guint8 *) data + n;
+          len -= (gsize) n;
+        }
+    }
+  NpChunk *chunk = g_malloc (sizeof *chunk + len);
+  chunk->len = len;
+  memcpy (chunk->data, data, len);
   /* While the queue is non-empty the engine is already on it (writing,
      waiting for the socket, or about to open it): only the first chunk
      needs to tell it.  */
@@ -213,9 +231,22 @@ drop_socket (NpConn *conn)
   np__source_clear (&conn->retry_source);
   if (conn->socket)
     {
+      pthread_mutex_lock (&conn->out_lock);
+      conn->direct_fd = -1;
       g_socket_close (conn->socket, NULL);
+      pthread_mutex_unlock (&conn->out_lock);
       g_clear_object (&conn->socket);
     }
+}
+
+/* From now on senders may write to the socket themselves.  */
+void
+np__stream_allow_direct (NpConn *conn)
+{
+  pthread_mutex_lock (&conn->out_lock);
+  if (!conn->shut_wr_requested)
+    conn->direct_fd = g_socket_get_fd (conn->socket);
+  pthread_mutex_unlock (&conn->out_lock);
 }
 
 /* The one way out.  May free CONN.  */
@@ -509,7 +540,8 @@ conn_open (NpConn *conn)
 
   np__stream_update_reading (conn);
   /* Output queued while connecting, and a half close asked for then.  */
-  write_out (conn, FALSE);
+  if (write_out (conn, FALSE))
+    np__stream_allow_direct (conn);
 }
 
 static gboolean
@@ -709,7 +741,10 @@ np__stream_flush (NpConn *conn)
 void
 np__stream_shutdown_write (NpConn *conn)
 {
+  pthread_mutex_lock (&conn->out_lock);
   conn->shut_wr_requested = TRUE;
+  conn->direct_fd = -1;
+  pthread_mutex_unlock (&conn->out_lock);
   if (conn->state == NP_CONN_OPEN)
     write_out (conn, FALSE);
 }

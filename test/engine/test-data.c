@@ -92,8 +92,9 @@ test_transfer_16mib_both_ways (void)
         {
           for (gsize i = 0; i < sizeof chunk; i++)
             chunk[i] = pattern (0xB, sent + i);
+          /* Written at once or queued: never more than was sent.  */
           gsize queued = np_conn_send (p.conn, chunk, sizeof chunk);
-          T_ASSERT (queued > 0);
+          T_LE (queued, BIG);
           sent += sizeof chunk;
         }
       th_pump (&p.h, 10);
@@ -202,7 +203,8 @@ test_shutdown_write (void)
 {
   TPair p;
   t_pair_open (&p, NULL);
-  T_EQ (5, np_conn_send (p.conn, "hello", 5));
+  /* Open and idle: the kernel takes it at once.  */
+  T_EQ (0, np_conn_send (p.conn, "hello", 5));
   np_conn_shutdown_write (p.conn);
 
   char buf[16];
@@ -263,7 +265,6 @@ test_send_returns_queued (void)
     {
       last = np_conn_send (p.conn, chunk, sizeof chunk);
       total += sizeof chunk;
-      T_ASSERT (last > 0);
       T_LE (last, total);
     }
   T_GE (np_conn_queued (p.conn), 1);
