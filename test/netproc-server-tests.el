@@ -1035,6 +1035,58 @@ FILTER, if non-nil, is its filter.  The harness deletes it at the end."
         (if (equal v "unlimited") most-positive-fixnum
           (string-to-number v))))))
 
+(defun netproc-test-server--many-clients (n &optional while-open)
+  "Have N netproc clients of one netproc server echo distinct payloads.
+Check nothing is lost or crossed, call WHILE-OPEN (if any) while every
+connection is open, then close them all.  Run inside the harness."
+  (let* ((opened 0) (closed 0) (echoed 0)
+         (srv (netproc-test-server--echo-server
+               "many" :server (min n 4096)
+               :sentinel (lambda (_p m)
+                           (cond ((string-prefix-p "open from" m)
+                                  (cl-incf opened))
+                                 ((string-prefix-p "connection broken" m)
+                                  (cl-incf closed))))))
+         (port (funcall 'netproc-contact srv :service))
+         (got (make-vector n ""))
+         (payloads (make-vector n nil))
+         (clients nil))
+    (dotimes (i n)
+      (aset payloads i
+            (concat (format "[client %05d]" i)
+                    (netproc-test-server--payload (* 13 (% i 40)) i)
+                    "\n")))
+    (dotimes (i n)
+      (let ((i i))
+        (push (funcall 'netproc-make-network-process
+                       :name "many-client" :host "127.0.0.1"
+                       :service port :nowait t :coding 'binary
+                       :filter
+                       (lambda (_p s)
+                         ;; Count completions as they happen, so waiting
+                         ;; costs nothing per connection.
+                         (let ((before (length (aref got i))))
+                           (aset got i (concat (aref got i) s))
+                           (when (and (< before (length (aref payloads i)))
+                                      (>= (length (aref got i))
+                                          (length (aref payloads i))))
+                             (cl-incf echoed))))
+                       :sentinel (lambda (p m)
+                                   (when (equal m "open\n")
+                                     (funcall 'netproc-send-string
+                                              p (aref payloads i)))))
+              clients)))
+    (netproc-test-wait-until (lambda () (= echoed n)) 90 'all-echoed)
+    (should (= opened n))
+    (when while-open
+      (funcall while-open))
+    (should-not (netproc-test-server--diffs (append got nil)
+                                            (append payloads nil)))
+    (dolist (c clients) (funcall 'delete-netproc c))
+    (netproc-test-wait-until (lambda () (= closed n)) 60 'all-closed)
+    (should (null (netproc-test-server--conns-of "many")))
+    (funcall 'delete-netproc srv)))
+
 (ert-deftest netproc-test-server-netproc-thousand-clients ()
   "A netproc server holds 1,000 concurrent netproc clients, nothing crossed."
   (skip-unless (netproc-test-available-p))
@@ -1042,52 +1094,9 @@ FILTER, if non-nil, is its filter.  The harness deletes it at the end."
   (funcall 'netproc--ensure-engine)
   (skip-unless (>= (or (netproc-test-server--fd-soft-limit) 0) 2100))
   (let ((netproc-test-side-timeout 60)
-        (netproc-test-leak-grace 5)
-        (n 1000))
+        (netproc-test-leak-grace 5))
     (netproc-test-with-cleanup
-      (let* ((opened 0) (closed 0)
-             (srv (netproc-test-server--echo-server
-                   "big" :server 1024
-                   :sentinel (lambda (_p m)
-                               (cond ((string-prefix-p "open from" m)
-                                      (cl-incf opened))
-                                     ((string-prefix-p "connection broken" m)
-                                      (cl-incf closed))))))
-             (port (funcall 'netproc-contact srv :service))
-             (got (make-vector n ""))
-             (payloads (make-vector n nil))
-             (clients nil))
-        (dotimes (i n)
-          (aset payloads i
-                (concat (format "[client %04d]" i)
-                        (netproc-test-server--payload (* 37 (% i 50)) i)
-                        "\n")))
-        (dotimes (i n)
-          (let ((i i))
-            (push (funcall 'netproc-make-network-process
-                           :name (format "c%d" i) :host "127.0.0.1"
-                           :service port :nowait t :coding 'binary
-                           :filter (lambda (_p s)
-                                     (aset got i (concat (aref got i) s)))
-                           :sentinel (lambda (p m)
-                                       (when (equal m "open\n")
-                                         (funcall 'netproc-send-string
-                                                  p (aref payloads i)))))
-                  clients)))
-        (netproc-test-wait-until
-         (lambda ()
-           (cl-loop for i below n
-                    always (>= (length (aref got i))
-                               (length (aref payloads i)))))
-         45 'all-echoed)
-        (should (= opened n))
-        (let ((differences (netproc-test-server--diffs
-                            (append got nil) (append payloads nil))))
-          (should-not differences))
-        (dolist (c clients) (funcall 'delete-netproc c))
-        (netproc-test-wait-until (lambda () (= closed n)) 20 'all-closed)
-        (should (null (netproc-test-server--conns-of "big")))
-        (funcall 'delete-netproc srv)))))
+      (netproc-test-server--many-clients 1000))))
 
 (ert-deftest netproc-test-server-netproc-hostile-peers ()
   "Peers that vanish, reset or flood do not stop a netproc server serving."
