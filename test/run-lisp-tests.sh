@@ -16,7 +16,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 timeout "$TIMEOUT" "$EMACS" -Q --batch --module-assertions -L lisp -L test \
-  -l test/netproc-test-runner.el 2>&1 | tee "$log" | grep -Ev '^[0-9]+ passed, [0-9]+ failed$'
+  -l test/netproc-test-runner.el 2>&1 | tee "$log" | grep --line-buffered -Ev '^[0-9]+ passed, [0-9]+ failed$'
 rc=${PIPESTATUS[0]}
 
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)

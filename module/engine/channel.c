@@ -159,7 +159,8 @@ gboolean
 np__channel_in_blocked (NpEngine *engine, NpConn *conn)
 {
   pthread_mutex_lock (&engine->event_lock);
-  gboolean blocked = conn->in_blocked;
+  /* Nothing read for a closed conn would be delivered.  */
+  gboolean blocked = conn->in_blocked || conn->user_closed;
   pthread_mutex_unlock (&engine->event_lock);
   return blocked;
 }

@@ -92,10 +92,10 @@ struct NpConn
   /* Engine thread only.  */
   NpConnState state;
   gboolean registered;            /* in engine->conns, holding a ref */
-  GSocket *socket;
-  GSource *connect_source;
-  GSource *read_source;           /* a listener's accept source too */
-  GSource *write_source;
+  int fd;                         /* the socket, or -1 */
+  guint32 watching;               /* what the poller watches it for */
+  gboolean want_read;             /* data, or a listener's connections */
+  gboolean want_write;            /* room after EAGAIN, or connect done */
   GSource *retry_source;          /* a listener resting after an error */
   NpResolveOp *resolve;           /* the pending lookup, if any */
   GArray *targets;                /* of NpTarget, addresses to try */
@@ -138,6 +138,8 @@ struct NpEngine
   gboolean wake_dead;             /* engine thread only: EPIPE seen */
 
   /* Engine thread only.  */
+  int epoll_fd;                   /* every socket: see poller.c */
+  GSource *poll_source;
   GHashTable *conns;              /* set of NpConn the engine holds */
   GResolver *resolver;
   guint pending_resolves;         /* lookups whose callback is still due */
@@ -162,10 +164,16 @@ void np__channel_ring (NpEngine *engine, gboolean force);
 gboolean np__channel_in_blocked (NpEngine *engine, NpConn *conn);
 void np__channel_free_all (NpEngine *engine);
 
+/* poller.c, engine thread only */
+gboolean np__poller_init (NpEngine *engine, GError **error);
+void np__poller_free (NpEngine *engine);
+int np__watch (NpConn *conn, guint32 events);
+
 /* stream.c */
 NpConn *np__conn_new (NpEngine *engine, guint64 id);
 /* Engine thread only from here.  */
 void np__source_clear (GSource **source);
+void np__conn_ready (NpConn *conn, guint32 events);
 void np__stream_start (NpConn *conn);
 void np__stream_flush (NpConn *conn);
 void np__stream_shutdown_write (NpConn *conn);
@@ -178,6 +186,7 @@ void np__stream_allow_direct (NpConn *conn);
 /* listen.c, engine thread only */
 void np__listen_start (NpConn *listener);
 void np__listen_update (NpConn *listener);
+void np__listen_ready (NpConn *listener);
 
 /* fdplace.c */
 void np__fd_raise_limit (void);

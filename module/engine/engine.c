@@ -306,6 +306,7 @@ engine_destroy (NpEngine *engine)
       g_source_destroy (engine->cmd_source);
       g_source_unref (engine->cmd_source);
     }
+  np__poller_free (engine);
   g_clear_pointer (&engine->loop, g_main_loop_unref);
   g_clear_pointer (&engine->context, g_main_context_unref);
   g_clear_pointer (&engine->conns, g_hash_table_unref);
@@ -342,6 +343,7 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
 
   NpEngine *engine = g_new0 (NpEngine, 1);
   engine->wake_fd = wake_fd;
+  engine->epoll_fd = -1;
   if (limits)
     engine->limits = *limits;
   else
@@ -365,7 +367,15 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
   ((NpCommandSource *) engine->cmd_source)->engine = engine;
   g_source_set_name (engine->cmd_source, "netproc commands");
   g_source_set_priority (engine->cmd_source, G_PRIORITY_HIGH);
+  /* Not blocked around its dispatch, so GLib does not wake its own loop
+     for it (see poller.c).  */
+  g_source_set_can_recurse (engine->cmd_source, TRUE);
   g_source_attach (engine->cmd_source, engine->context);
+  if (!np__poller_init (engine, error))
+    {
+      engine_destroy (engine);
+      return NULL;
+    }
 
   /* The thread inherits our signal mask: start it with everything blocked
      so no signal meant for Emacs is ever delivered to it.  */

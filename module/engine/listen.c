@@ -3,7 +3,7 @@
    np_engine_listen() does socket, bind and listen on the caller's thread,
    so that an address in use or a missing directory is known when it
    returns, as with the builtin.  The engine thread then watches the
-   socket for G_IO_IN and accepts.
+   socket for EPOLLIN and accepts.
 
    A listener is an NpConn with LISTENER set.  It goes
 
@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -92,16 +93,7 @@ np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
   int code = 0;
   NpListenStep at = NP_LISTEN_SOCKET;
   int fd = open_listening (spec, &code, &at);
-
-  /* Wrapped only now: nothing GLib may do to a new socket's options
-     (IPV6_V6ONLY) applies to a bound one.  */
-  GSocket *socket = fd >= 0 ? g_socket_new_from_fd (fd, NULL) : NULL;
-  if (fd >= 0 && !socket)
-    {
-      close (fd);
-      code = EINVAL;
-    }
-  if (!socket)
+  if (fd < 0)
     {
       if (err)
         *err = code;
@@ -124,7 +116,7 @@ np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
   conn->listener = TRUE;
   conn->family = spec->address->sa_family;
   conn->accepting = FALSE;
-  conn->socket = socket;
+  conn->fd = fd;
   np__engine_post (engine, NP_CMD_LISTEN, conn, FALSE);
   return conn;
 }
@@ -149,18 +141,9 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
   NpEngine *engine = listener->engine;
 
   fd = np__fd_place (fd);
-  g_autoptr (GError) error = NULL;
-  GSocket *socket = g_socket_new_from_fd (fd, &error);
-  if (!socket)
-    {
-      close (fd);
-      post_accept_failed (listener, EINVAL);
-      return TRUE;
-    }
-
   NpConn *conn = np__conn_new (engine, engine->next_accepted_id++);
   conn->family = remote->ss_family;
-  conn->socket = socket;
+  conn->fd = fd;
   conn->state = NP_CONN_OPEN;
   np__engine_register (engine, conn);
 
@@ -183,7 +166,8 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
     }
   /* Only now may its own events follow.  */
   np__stream_update_reading (conn);
-  np__stream_allow_direct (conn);
+  if (conn->state == NP_CONN_OPEN)
+    np__stream_allow_direct (conn);
   return TRUE;
 }
 
@@ -196,15 +180,14 @@ on_rested (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Stop accepting for a while.  Called from the accept source's own
-   callback, which then returns G_SOURCE_REMOVE.  */
+/* Stop accepting for a while.  */
 static void
 rest (NpConn *listener)
 {
-  np__source_clear (&listener->read_source);
   listener->retry_source = g_timeout_source_new (NP_ACCEPT_REST_MS);
   g_source_set_callback (listener->retry_source, on_rested, listener, NULL);
   g_source_attach (listener->retry_source, listener->engine->context);
+  np__listen_update (listener);
 }
 
 /* Errors that belong to one pending connection, not to the listener
@@ -231,12 +214,10 @@ per_connection_error (int err)
     }
 }
 
-static gboolean
-on_acceptable (GSocket *socket, GIOCondition condition, gpointer data)
+void
+np__listen_ready (NpConn *listener)
 {
-  (void) condition;
-  NpConn *listener = data;
-  int lfd = g_socket_get_fd (socket);
+  int lfd = listener->fd;
 
   for (int i = 0; i < NP_ACCEPTS_PER_WAKE; i++)
     {
@@ -263,27 +244,25 @@ on_acceptable (GSocket *socket, GIOCondition condition, gpointer data)
           /* EMFILE, ENFILE, ENOBUFS, ENOMEM, or something unexpected that
              may well last: rest instead of spinning on it.  */
           rest (listener);
-          return G_SOURCE_REMOVE;
+          return;
         }
     }
-  return G_SOURCE_CONTINUE;
 }
 
 void
 np__listen_update (NpConn *listener)
 {
-  gboolean want = listener->state == NP_CONN_LISTENING
-                  && !listener->user_paused && !listener->retry_source;
-  if (want && !listener->read_source)
+  if (listener->state != NP_CONN_LISTENING)
+    return;
+  listener->want_read = !listener->user_paused && !listener->retry_source;
+  int err = np__watch (listener, listener->want_read ? EPOLLIN : 0);
+  if (err)
     {
-      listener->read_source = g_socket_create_source (listener->socket,
-                                                      G_IO_IN, NULL);
-      g_source_set_callback (listener->read_source,
-                             G_SOURCE_FUNC (on_acceptable), listener, NULL);
-      g_source_attach (listener->read_source, listener->engine->context);
+      /* Accepting has stopped; say why, and try again later.  */
+      post_accept_failed (listener, err);
+      if (!listener->retry_source)
+        rest (listener);
     }
-  else if (!want && listener->read_source)
-    np__source_clear (&listener->read_source);
 }
 
 void

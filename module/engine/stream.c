@@ -18,12 +18,13 @@
    The socket is ours, not GSocketClient's: we need the exact errno of a
    failed connect (the sentinel shows "failed with code 111"), the
    descriptor number (see fdplace.c), and GLib 2.74's GSocketClient has a
-   use-after-free in its connect path (GLib issue 3266).  GSocket is only
-   the wrapper that GSources watch; reads and writes are plain syscalls so
-   errors keep their errno.  */
+   use-after-free in its connect path (GLib issue 3266).  It is a plain
+   descriptor in the engine's epoll set (poller.c); reads and writes are
+   plain syscalls so errors keep their errno.  */
 
 #include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ np__conn_new (NpEngine *engine, guint64 id)
   g_queue_init (&conn->out);
   conn->accepting = TRUE;
   conn->direct_fd = -1;
+  conn->fd = -1;
   conn->state = NP_CONN_NEW;
   return conn;
 }
@@ -105,7 +107,8 @@ np_conn_unref (NpConn *conn)
   /* Only a listener whose start never ran (its command refused by an
      engine being stopped) still has a socket here; closing it is all
      that is left to do.  */
-  g_clear_object (&conn->socket);
+  if (conn->fd >= 0)
+    close (conn->fd);
   pthread_mutex_destroy (&conn->out_lock);
   g_free (conn->host);
   g_free (conn->path);
@@ -222,21 +225,30 @@ np__source_clear (GSource **source)
     }
 }
 
+/* Out of the epoll set before the close: a child forked by Emacs may
+   still hold the open file, and the set would go on reporting it.  */
 static void
 drop_socket (NpConn *conn)
 {
-  np__source_clear (&conn->connect_source);
-  np__source_clear (&conn->read_source);
-  np__source_clear (&conn->write_source);
   np__source_clear (&conn->retry_source);
-  if (conn->socket)
+  conn->want_read = conn->want_write = FALSE;
+  np__watch (conn, 0);
+  if (conn->fd >= 0)
     {
       pthread_mutex_lock (&conn->out_lock);
       conn->direct_fd = -1;
-      g_socket_close (conn->socket, NULL);
+      close (conn->fd);
+      conn->fd = -1;
       pthread_mutex_unlock (&conn->out_lock);
-      g_clear_object (&conn->socket);
     }
+}
+
+/* Tells the poller what CONN wants now.  Returns 0 or an errno.  */
+static int
+rewatch (NpConn *conn)
+{
+  return np__watch (conn, (conn->want_read ? EPOLLIN : 0)
+                          | (conn->want_write ? EPOLLOUT : 0));
 }
 
 /* From now on senders may write to the socket themselves.  */
@@ -245,7 +257,7 @@ np__stream_allow_direct (NpConn *conn)
 {
   pthread_mutex_lock (&conn->out_lock);
   if (!conn->shut_wr_requested)
-    conn->direct_fd = g_socket_get_fd (conn->socket);
+    conn->direct_fd = conn->fd;
   pthread_mutex_unlock (&conn->out_lock);
 }
 
@@ -315,8 +327,7 @@ note_attempt (NpConn *conn, const NpTarget *target)
   memcpy (&conn->tried_remote, &target->addr, target->len);
   conn->tried_remote_len = target->len;
   conn->tried_local_len = sizeof conn->tried_local;
-  if (getsockname (g_socket_get_fd (conn->socket),
-                   (struct sockaddr *) &conn->tried_local,
+  if (getsockname (conn->fd, (struct sockaddr *) &conn->tried_local,
                    &conn->tried_local_len) < 0)
     conn->tried_local_len = 0;
 }
@@ -372,16 +383,13 @@ consume_output (NpConn *conn, gsize n)
     post_simple (conn, NP_EVENT_WRITABLE, 0, FALSE, NULL);
 }
 
-static gboolean on_writable (GSocket *socket, GIOCondition condition,
-                             gpointer data);
-
 /* Writes until the queue is empty or the socket is full.  FINAL is the
    last attempt before closing: no waiting, no event, no error reported.
    Returns FALSE when the connection ended (CONN may be freed).  */
 static gboolean
 write_out (NpConn *conn, gboolean final)
 {
-  int fd = g_socket_get_fd (conn->socket);
+  int fd = conn->fd;
 
   for (;;)
     {
@@ -411,27 +419,27 @@ write_out (NpConn *conn, gboolean final)
             continue;
           if (final)
             return TRUE;
-          if (errno == EAGAIN)
+          int err = errno;
+          if (err == EAGAIN)
             {
-              if (!conn->write_source)
-                {
-                  conn->write_source = g_socket_create_source (conn->socket,
-                                                               G_IO_OUT, NULL);
-                  g_source_set_callback (conn->write_source,
-                                         G_SOURCE_FUNC (on_writable), conn,
-                                         NULL);
-                  g_source_attach (conn->write_source,
-                                   conn->engine->context);
-                }
-              return TRUE;
+              conn->want_write = TRUE;
+              err = rewatch (conn);
+              if (err == 0)
+                return TRUE;
             }
-          conn_end (conn, errno);
+          conn_end (conn, err);
           return FALSE;
         }
       consume_output (conn, (gsize) n);
     }
 
-  np__source_clear (&conn->write_source);
+  conn->want_write = FALSE;
+  int err = rewatch (conn);
+  if (err)
+    {
+      conn_end (conn, err);
+      return FALSE;
+    }
   if (conn->shut_wr_requested && !conn->shut_wr_done && !final)
     {
       conn->shut_wr_done = TRUE;
@@ -444,26 +452,12 @@ write_out (NpConn *conn, gboolean final)
   return TRUE;
 }
 
+/* Returns FALSE when the connection ended.  */
 static gboolean
-on_writable (GSocket *socket, GIOCondition condition, gpointer data)
+read_in (NpConn *conn)
 {
-  (void) socket;
-  (void) condition;
-  NpConn *conn = data;
-  if (!write_out (conn, FALSE))
-    return G_SOURCE_REMOVE;
-  /* write_out() destroyed this source if the queue ran dry.  */
-  return conn->write_source ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
-
-static gboolean
-on_readable (GSocket *socket, GIOCondition condition, gpointer data)
-{
-  (void) socket;
-  (void) condition;
-  NpConn *conn = data;
   NpEngine *engine = conn->engine;
-  int fd = g_socket_get_fd (conn->socket);
+  int fd = conn->fd;
   gsize size = engine->limits.read_size;
 
   for (int i = 0; i < NP_READS_PER_WAKE; i++)
@@ -475,8 +469,8 @@ on_readable (GSocket *socket, GIOCondition condition, gpointer data)
                                      (gsize) n))
             {
               /* Backpressure (or closed): the drain will post RESUME.  */
-              np__source_clear (&conn->read_source);
-              return G_SOURCE_REMOVE;
+              np__stream_update_reading (conn);
+              return conn->state != NP_CONN_DONE;
             }
           if ((gsize) n < size)
             break;
@@ -485,16 +479,16 @@ on_readable (GSocket *socket, GIOCondition condition, gpointer data)
       if (n == 0)
         {
           conn_end (conn, 0);
-          return G_SOURCE_REMOVE;
+          return FALSE;
         }
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN)
         break;
       conn_end (conn, errno);
-      return G_SOURCE_REMOVE;
+      return FALSE;
     }
-  return G_SOURCE_CONTINUE;
+  return TRUE;
 }
 
 void
@@ -505,25 +499,20 @@ np__stream_update_reading (NpConn *conn)
       np__listen_update (conn);
       return;
     }
-  gboolean want = conn->state == NP_CONN_OPEN && !conn->user_paused
-                  && !np__channel_in_blocked (conn->engine, conn);
-  if (want && !conn->read_source)
-    {
-      conn->read_source = g_socket_create_source (conn->socket, G_IO_IN,
-                                                  NULL);
-      g_source_set_callback (conn->read_source, G_SOURCE_FUNC (on_readable),
-                             conn, NULL);
-      g_source_attach (conn->read_source, conn->engine->context);
-    }
-  else if (!want && conn->read_source)
-    np__source_clear (&conn->read_source);
+  if (conn->state != NP_CONN_OPEN)
+    return;
+  conn->want_read = !conn->user_paused
+                    && !np__channel_in_blocked (conn->engine, conn);
+  int err = rewatch (conn);
+  if (err)
+    conn_end (conn, err);
 }
 
 /* May free CONN.  */
 static void
 conn_open (NpConn *conn)
 {
-  int fd = g_socket_get_fd (conn->socket);
+  int fd = conn->fd;
   conn->state = NP_CONN_OPEN;
   g_clear_pointer (&conn->targets, g_array_unref);
 
@@ -538,24 +527,24 @@ conn_open (NpConn *conn)
     event->remote_len = 0;
   np__channel_post (conn->engine, conn, event);
 
+  conn->want_write = FALSE;
   np__stream_update_reading (conn);
+  if (conn->state == NP_CONN_DONE)
+    return;
   /* Output queued while connecting, and a half close asked for then.  */
   if (write_out (conn, FALSE))
     np__stream_allow_direct (conn);
 }
 
-static gboolean
-on_connect_ready (GSocket *socket, GIOCondition condition, gpointer data)
+/* The connect in progress has ended, one way or the other.  */
+static void
+connect_ready (NpConn *conn)
 {
-  (void) condition;
-  NpConn *conn = data;
   int err = 0;
   socklen_t len = sizeof err;
-  if (getsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_ERROR, &err,
-                  &len) < 0)
+  if (getsockopt (conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
     err = errno;
 
-  np__source_clear (&conn->connect_source);
   if (err == 0)
     conn_open (conn);
   else
@@ -566,7 +555,33 @@ on_connect_ready (GSocket *socket, GIOCondition condition, gpointer data)
       drop_socket (conn);
       try_next_target (conn);
     }
-  return G_SOURCE_REMOVE;
+}
+
+/* The poller found CONN's socket ready for EVENTS.  Hang-ups and errors
+   go to whichever side is watching: its syscall reports them.  */
+void
+np__conn_ready (NpConn *conn, guint32 events)
+{
+  if (conn->listener)
+    {
+      np__listen_ready (conn);
+      return;
+    }
+  if (conn->state == NP_CONN_CONNECTING)
+    {
+      connect_ready (conn);
+      return;
+    }
+  if (conn->state != NP_CONN_OPEN)
+    return;
+
+  gboolean trouble = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  /* Reading first: what the peer sent before a reset is delivered.  */
+  if (conn->want_read && (trouble || (events & EPOLLIN)))
+    if (!read_in (conn))
+      return;
+  if (conn->want_write && (trouble || (events & EPOLLOUT)))
+    write_out (conn, FALSE);
 }
 
 /* Tries the remaining addresses in order until one connects or is in
@@ -587,14 +602,7 @@ try_next_target (NpConn *conn)
           conn->last_errno = err;
           continue;
         }
-      g_autoptr (GError) error = NULL;
-      conn->socket = g_socket_new_from_fd (fd, &error);
-      if (!conn->socket)
-        {
-          close (fd);
-          conn->last_errno = EINVAL;
-          continue;
-        }
+      conn->fd = fd;
 
       int rc = connect (fd, (struct sockaddr *) &target->addr, target->len);
       if (rc == 0)
@@ -602,20 +610,18 @@ try_next_target (NpConn *conn)
           conn_open (conn);
           return;
         }
-      if (errno == EINPROGRESS)
+      err = errno;
+      if (err == EINPROGRESS)
         {
           conn->state = NP_CONN_CONNECTING;
-          conn->connect_source = g_socket_create_source (conn->socket,
-                                                         G_IO_OUT, NULL);
-          g_source_set_callback (conn->connect_source,
-                                 G_SOURCE_FUNC (on_connect_ready), conn,
-                                 NULL);
-          g_source_attach (conn->connect_source, conn->engine->context);
-          return;
+          conn->want_write = TRUE;
+          err = rewatch (conn);
+          if (err == 0)
+            return;
         }
       /* Unix sockets fail at once (ENOENT, ECONNREFUSED, EAGAIN for a
          full backlog); so does TCP with ENETUNREACH and the like.  */
-      conn->last_errno = errno;
+      conn->last_errno = err;
       note_attempt (conn, target);
       drop_socket (conn);
     }
