@@ -142,18 +142,24 @@ filter that waits) carries on from the right place."
       (netproc--handle-event (aref batch i) (aref batch (1+ i))
                              (aref batch (+ i 2))))))
 
+(defvar netproc--dispatch-finished nil
+  "Non-nil once the innermost `netproc--dispatch' has run to its end.
+Dynamically bound: a lexical flag would make the dispatch's unwind form
+a closure, allocated on every event.")
+
 (defun netproc--dispatch ()
   "Dispatch what is left of the current batch, then drain and dispatch."
-  (let ((finished nil))
+  (let ((netproc--dispatch-finished nil))
     (unwind-protect
         (progn
           (netproc--run-batch)
-          (when (and (fboundp 'netproc--running-p) (netproc--running-p))
+          ;; A stopped engine drains nothing: [].
+          (when (fboundp 'netproc--drain)
             (setq netproc--batch (netproc--drain)
                   netproc--batch-pos 0)
             (netproc--run-batch))
-          (setq finished t))
-      (unless finished
+          (setq netproc--dispatch-finished t))
+      (unless netproc--dispatch-finished
         (netproc--schedule-redispatch))))
   (netproc--report-deferred-errors)
   (netproc--end-wait-if-satisfied))
@@ -167,22 +173,21 @@ timer's."
   (when (and (fboundp 'netproc--running-p) (netproc--running-p))
     (netproc--ring)))
 
-(defun netproc--call (kind function &rest args)
-  "Call FUNCTION with ARGS as Emacs calls a process filter or sentinel.
+(defun netproc--call (kind function proc arg)
+  "Call FUNCTION with PROC and ARG as Emacs calls a filter or sentinel.
 KIND is `filter' or `sentinel'.  The current buffer is kept.  An error is
 caught and kept for `netproc--report-deferred-errors', unless
 `debug-on-error' is non-nil: then it propagates."
   (save-current-buffer
-    (setq args (cons function args))
     ;; A wait inside the filter must not end the wait that is running it.
     ;; Not `condition-case-unless-debug': that would call the debugger
     ;; and then catch.  Emacs catches nothing while `debug-on-error' is
     ;; set, so the error reaches whoever is waiting.
     (let ((netproc--wait-predicate nil))
       (if debug-on-error
-          (apply args)
+          (funcall function proc arg)
         (condition-case err
-            (apply args)
+            (funcall function proc arg)
           (error (push (cons kind err) netproc--deferred-errors)))))))
 
 (defun netproc--report-deferred-errors ()
@@ -213,23 +218,30 @@ came and were dispatched, rather than after the ten milliseconds of
 quiet that a wait on all processes needs.  While a busy connection
 keeps the channel readable, Emacs would keep reading it without
 returning; the dispatcher ends the wait itself once PREDICATE holds."
-  (let ((deadline (and seconds (+ (float-time) seconds)))
+  ;; The clock is read only once a first slice has gone by: most waits
+  ;; end sooner, and every reading is a float for the collector.
+  (let ((slice (if seconds (min 0.05 seconds) 0.05))
+        (deadline nil)
         value)
-    ;; Dispatch nothing when there is nothing to wait for: a send from a
-    ;; filter would otherwise run the filter of the data after it first.
-    (unless (setq value (funcall predicate))
-      (netproc--dispatch))
+    ;; No dispatch before the first wait: whatever is queued has rung the
+    ;; channel, and draining it here would leave that wake-up byte behind
+    ;; to end a later wait for nothing.
+    (setq value (funcall predicate))
+    (when (and seconds (<= seconds 0))
+      (setq slice nil))
     (while (and (not (or value (setq value (funcall predicate))))
-                (or (null deadline) (< (float-time) deadline)))
-      (let ((slice (if deadline
-                       (max 0.001 (min 0.05 (- deadline (float-time))))
-                     0.05)))
-        (if (process-live-p netproc--channel)
-            (catch 'netproc--wait-satisfied
-              (let ((netproc--wait-predicate predicate))
-                (accept-process-output netproc--channel slice)))
-          ;; No channel, so no events: keep time for timers and quits.
-          (accept-process-output nil slice))))
+                slice)
+      (when (and seconds (null deadline))
+        (setq deadline (+ (float-time) seconds)))
+      (if (process-live-p netproc--channel)
+          (catch 'netproc--wait-satisfied
+            (let ((netproc--wait-predicate predicate))
+              (accept-process-output netproc--channel slice)))
+        ;; No channel, so no events: keep time for timers and quits.
+        (accept-process-output nil slice))
+      (when deadline
+        (let ((left (- deadline (float-time))))
+          (setq slice (and (> left 0) (max 0.001 (min 0.05 left)))))))
     value))
 
 (defun netproc--end-wait-if-satisfied ()
@@ -243,30 +255,33 @@ wait inside it."
 
 (defconst netproc--dispatch-frames
   '(netproc--dispatch netproc--channel-filter netproc--end-wait-if-satisfied
-    netproc--directly-under-wait-p timer-event-handler apply funcall
-    mapbacktrace)
+    netproc--directly-under-wait-p netproc--visit-frame timer-event-handler
+    apply funcall mapbacktrace)
   "Functions that may stand between a wait and its dispatch.")
+
+(defvar netproc--frames-state nil
+  "Where `netproc--directly-under-wait-p' is in its walk up the stack.
+A dynamic variable, so that its walker is a constant function rather
+than a closure made on every event.")
 
 (defun netproc--directly-under-wait-p ()
   "Non-nil if only netproc's own dispatch stands between here and its wait.
 That is: going up the stack, past the channel filter, the redispatch
 timer and their callers, the first other function is the
 `accept-process-output' that `netproc--wait-until' called."
-  (let ((state 'dispatch))
+  (let ((netproc--frames-state 'dispatch))
     (catch 'netproc--frames-seen
-      (mapbacktrace
-       (lambda (_evald function _args _flags)
-         (pcase state
-           ('dispatch
-            (cond ((eq function 'accept-process-output)
-                   (setq state 'accept))
-                  ((not (memq function netproc--dispatch-frames))
-                   (throw 'netproc--frames-seen nil))))
-           ('accept
-            (throw 'netproc--frames-seen
-                   (eq function 'netproc--wait-until)))))
-       #'netproc--directly-under-wait-p)
+      (mapbacktrace #'netproc--visit-frame #'netproc--directly-under-wait-p)
       nil)))
+
+(defun netproc--visit-frame (_evald function _args _flags)
+  "Look at the FUNCTION of one frame for `netproc--directly-under-wait-p'."
+  (if (eq netproc--frames-state 'dispatch)
+      (cond ((eq function 'accept-process-output)
+             (setq netproc--frames-state 'accept))
+            ((not (memq function netproc--dispatch-frames))
+             (throw 'netproc--frames-seen nil)))
+    (throw 'netproc--frames-seen (eq function 'netproc--wait-until))))
 
 (provide 'netproc-channel)
 

@@ -450,6 +450,23 @@ waits, then a close that happened meanwhile."
 
 ;;; Waiting
 
+;; What `accept-netproc-output' waits for.  Dynamic rather than captured
+;; by a closure: a wait per message is common, and a closure per wait is
+;; garbage per message.  A nested wait binds them afresh.
+(defvar netproc--awaited nil "The state of the netproc being waited for.")
+(defvar netproc--awaited-reads 0 "Its filter calls when the wait began.")
+(defvar netproc--awaited-status nil "Its status when the wait began.")
+
+(defun netproc--awaited-p ()
+  "Non-nil when the netproc `accept-netproc-output' waits for is done.
+That is, when its filter was called, or its status changed: there will be
+no output from a connection that failed, and one that just opened is
+what a caller polling a :nowait connect waits for."
+  (or (> (netproc--st-reads netproc--awaited) netproc--awaited-reads)
+      (not (eq (netproc--st-status netproc--awaited)
+               netproc--awaited-status))
+      (not (memq netproc--awaited-status '(open connect)))))
+
 (defun accept-netproc-output (&optional netproc seconds millisec
                                         _just-this-one)
   "Wait for output from NETPROC, as `accept-process-output' does.
@@ -470,20 +487,15 @@ dispatched in order all the same."
   (if (null netproc)
       (prog1 (accept-process-output nil seconds millisec)
         (netproc--dispatch))
-    (let* ((st (netproc--st netproc))
-           (limit (and (or seconds millisec)
-                       (+ (or seconds 0) (/ (or millisec 0) 1000.0))))
-           (reads (netproc--st-reads st))
-           (status (netproc--st-status st)))
-      ;; A change of status ends the wait too: there will be no output to
-      ;; wait for from a connection that failed, and one that just opened
-      ;; is what a caller polling a :nowait connect waits for.
-      (netproc--wait-until
-       (lambda () (or (> (netproc--st-reads st) reads)
-                      (not (eq (netproc--st-status st) status))
-                      (not (memq status '(open connect)))))
-       limit)
-      (> (netproc--st-reads st) reads))))
+    (let* ((netproc--awaited (netproc--st netproc))
+           (netproc--awaited-reads (netproc--st-reads netproc--awaited))
+           (netproc--awaited-status (netproc--st-status netproc--awaited))
+           (limit (if millisec
+                      (+ (or seconds 0) (/ millisec 1000.0))
+                    seconds)))
+      (netproc--wait-until #'netproc--awaited-p limit)
+      (> (netproc--st-reads netproc--awaited) netproc--awaited-reads))))
+
 
 ;;; Lists and lookups
 

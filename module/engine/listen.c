@@ -156,6 +156,8 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
     event->local_len = 0;
   event->remote_len = MIN (remote_len, (socklen_t) sizeof event->remote);
   memcpy (&event->remote, remote, event->remote_len);
+  /* Before the event, so what its sentinel sends goes straight out.  */
+  np__stream_allow_direct (conn);
 
   if (!np__channel_post (engine, listener, event))
     {
@@ -166,8 +168,6 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
     }
   /* Only now may its own events follow.  */
   np__stream_update_reading (conn);
-  if (conn->state == NP_CONN_OPEN)
-    np__stream_allow_direct (conn);
   return TRUE;
 }
 

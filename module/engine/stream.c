@@ -525,6 +525,10 @@ conn_open (NpConn *conn)
   if (getpeername (fd, (struct sockaddr *) &event->remote,
                    &event->remote_len) < 0)
     event->remote_len = 0;
+  /* Before the event: whatever its sentinel sends can go straight out.
+     Senders write directly only while nothing is queued, so output
+     queued while connecting still goes first.  */
+  np__stream_allow_direct (conn);
   np__channel_post (conn->engine, conn, event);
 
   conn->want_write = FALSE;
@@ -532,8 +536,7 @@ conn_open (NpConn *conn)
   if (conn->state == NP_CONN_DONE)
     return;
   /* Output queued while connecting, and a half close asked for then.  */
-  if (write_out (conn, FALSE))
-    np__stream_allow_direct (conn);
+  write_out (conn, FALSE);
 }
 
 /* The connect in progress has ended, one way or the other.  */
