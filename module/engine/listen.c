@@ -131,9 +131,11 @@ post_accept_failed (NpConn *listener, int code)
   np__channel_post (listener->engine, listener, event);
 }
 
+static void rest (NpConn *listener);
+
 /* Makes FD, just accepted from REMOTE, a connection of its own.  Returns
-   FALSE when the listener's owner has closed it, so that nothing more is
-   worth accepting.  */
+   FALSE when nothing more is worth accepting now: the listener's owner
+   has closed it, or only Emacs's descriptor numbers are left.  */
 static gboolean
 adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
        socklen_t remote_len)
@@ -141,6 +143,13 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
   NpEngine *engine = listener->engine;
 
   fd = np__fd_place (fd);
+  if (fd < 0)
+    {
+      /* Only Emacs's own descriptor numbers are left.  */
+      post_accept_failed (listener, EMFILE);
+      rest (listener);
+      return FALSE;
+    }
   NpConn *conn = np__conn_new (engine, engine->next_accepted_id++);
   conn->family = remote->ss_family;
   conn->fd = fd;
@@ -229,7 +238,7 @@ np__listen_ready (NpConn *listener)
       if (fd >= 0)
         {
           if (!adopt (listener, fd, &remote, remote_len))
-            break;  /* closed by its owner: the close command is next */
+            break;  /* closed by its owner, or resting */
           continue;
         }
 

@@ -71,6 +71,12 @@ np__poller_init (NpEngine *engine, GError **error)
       return FALSE;
     }
   engine->epoll_fd = np__fd_place (fd);
+  if (engine->epoll_fd < 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES,
+                   "epoll_create1: %s", g_strerror (EMFILE));
+      return FALSE;
+    }
 
   GSource *source = g_source_new (&poll_source_funcs, sizeof (NpPollSource));
   NpPollSource *ps = (NpPollSource *) source;
