@@ -241,6 +241,75 @@ test_fds_fallback_low_limit (void)
   check_placement (256, 512, FALSE);
 }
 
+/* With every number from 1024 up taken, the engine spills into 512-1023
+   and then refuses with EMFILE: the numbers below 512 stay free, so
+   Emacs can still open a file.  */
+static void
+test_fds_spill_stops_at_512 (void)
+{
+  enum { LIMIT = 1200 };
+  struct rlimit rl;
+  getrlimit (RLIMIT_NOFILE, &rl);
+  if (rl.rlim_max < LIMIT)
+    {
+      printf ("  (hard limit %lu: too low; skipped)\n",
+              (unsigned long) rl.rlim_max);
+      return;
+    }
+  rl.rlim_cur = 1024;
+  rl.rlim_max = LIMIT;
+  if (setrlimit (RLIMIT_NOFILE, &rl) != 0)
+    T_FAIL ("setrlimit: %s", g_strerror (errno));
+
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  /* Never accepted: the kernel completes the connections in the
+     backlog, so no peer descriptor competes with the engine's.  */
+  listen (lfd, 2 * LIMIT);
+
+  NpConn *conns[LIMIT];
+  guint n = 0;
+  int failed = 0;
+  while (n < LIMIT && !failed)
+    {
+      conns[n] = th_connect_tcp (&h, n, "127.0.0.1", port, AF_INET);
+      gint64 end = t_now_ms () + WAIT_MS;
+      while (!th_find (&h, n, NP_EVENT_OPEN)
+             && !th_find (&h, n, NP_EVENT_FAILED) && t_now_ms () < end)
+        th_pump (&h, 100);
+      NpEvent *fail = th_find (&h, n, NP_EVENT_FAILED);
+      if (fail)
+        failed = fail->code;
+      else if (!th_find (&h, n, NP_EVENT_OPEN))
+        T_FAIL ("connection %u neither opened nor failed", n);
+      n++;
+    }
+  T_EQ (EMFILE, failed);
+  /* Everything from 512 up is in use, and the engine took nothing
+     lower than that.  */
+  T_GE (n, LIMIT - 1024 + 400);
+  for (int fd = 3; fd < 512; fd++)
+    {
+      struct stat st;
+      if (fd != lfd && fstat (fd, &st) == 0 && S_ISSOCK (st.st_mode))
+        T_FAIL ("descriptor %d below 512 is a socket", fd);
+    }
+  int file = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  T_GE (file, 0);
+  T_LE (file, 511);
+  close (file);
+
+  for (guint i = 0; i < n; i++)
+    {
+      np_conn_close (conns[i]);
+      np_conn_unref (conns[i]);
+    }
+  th_free (&h);
+  close (lfd);
+}
+
 /* A listener whose accept queue is full: connects to it hang.  */
 static int
 stuck_listener (guint16 *port, int fillers[4])
@@ -512,6 +581,7 @@ main (int argc, char **argv)
     { "engine/thread-signal-mask", test_engine_thread_signal_mask },
     { "engine/fds-above-1024", test_fds_above_1024 },
     { "engine/fds-fallback-low-limit", test_fds_fallback_low_limit },
+    { "engine/fds-spill-stops-at-512", test_fds_spill_stops_at_512 },
     { "engine/free-with-200-live", test_free_with_200_live },
     { "engine/stress-send-close-drain", test_stress_send_close_drain },
   };
