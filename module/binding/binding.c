@@ -505,6 +505,34 @@ Fring (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return np_sym.nil;
 }
 
+/* Vector [IN-BYTES EVENTS HELD-BACK], or nil with no engine.  */
+static emacs_value
+Fqueue_stats (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+              void *data)
+{
+  (void) nargs; (void) args; (void) data;
+  if (!engine)
+    return np_sym.nil;
+  NpQueueStats stats;
+  np_engine_queue_stats (engine, &stats);
+  emacs_value items[3] = {
+    env->make_integer (env, (intmax_t) stats.in_bytes),
+    env->make_integer (env, stats.events),
+    env->make_integer (env, stats.held_back),
+  };
+  return env->funcall (env, np_sym.vector, 3, items);
+}
+
+static emacs_value
+Fsync (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) args; (void) data;
+  if (!engine)
+    return np_sym.nil;
+  np_engine_sync (engine);
+  return np_sym.t;
+}
+
 /* Small services for the Lisp side.  */
 
 static emacs_value
@@ -622,6 +650,13 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Return the pending events as a vector [ID TYPE PAYLOAD ...].");
   defun (env, "netproc--ring", 0, Fring,
          "Have the engine ring the channel once more.");
+  defun (env, "netproc--queue-stats", 0, Fqueue_stats,
+         "Return [IN-BYTES EVENTS HELD-BACK] of the event queue, or nil.\n"
+         "IN-BYTES is the data waiting to be drained, EVENTS the events,\n"
+         "HELD-BACK the sockets not read because of the total bound.");
+  defun (env, "netproc--sync", 0, Fsync,
+         "Return t once the engine thread has run every earlier command.\n"
+         "Return nil when no engine runs.");
   defun (env, "netproc--service-port", 1, Fservice_port,
          "Return the TCP port of service NAME, or nil.");
   defun (env, "netproc--strerror", 1, Fstrerror,

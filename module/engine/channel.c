@@ -13,7 +13,11 @@
    Inbound flow control lives here too: every DATA event counts against its
    connection until drained.  At conn_in_high the engine stops reading that
    socket (the kernel then holds the peer back); the drain that brings it
-   down to conn_in_low asks the engine thread to read again.  */
+   down to conn_in_low asks the engine thread to read again.  All
+   connections together have a bound as well, so that a thousand slow
+   readers cannot each fill their own: past total_in_high, every socket
+   that delivers data is held back after that read, and the drain that
+   brings the total down to total_in_low lets them all read again.  */
 
 #include <errno.h>
 #include <string.h>
@@ -144,8 +148,16 @@ np__channel_post_data (NpEngine *engine, NpConn *conn, const guint8 *data,
     }
   header_of (event)->conn = np_conn_ref (conn);
   conn->in_bytes += len;
+  engine->in_total += len;
   if (conn->in_bytes >= engine->limits.conn_in_high)
     conn->in_blocked = TRUE;
+  else if (engine->in_total >= engine->limits.total_in_high
+           && !conn->in_blocked)
+    {
+      conn->in_blocked = TRUE;
+      conn->in_held_back = TRUE;
+      g_queue_push_tail (&engine->held_back, np_conn_ref (conn));
+    }
   gboolean blocked = conn->in_blocked;
   gboolean was_empty = push_locked (engine, event);
   pthread_mutex_unlock (&engine->event_lock);
@@ -163,6 +175,15 @@ np__channel_in_blocked (NpEngine *engine, NpConn *conn)
   gboolean blocked = conn->in_blocked || conn->user_closed;
   pthread_mutex_unlock (&engine->event_lock);
   return blocked;
+}
+
+/* Called with event_lock held.  */
+static void
+resume_locked (NpEngine *engine, NpConn *conn)
+{
+  conn->in_blocked = FALSE;
+  /* Lock order allows cmd_lock under event_lock.  */
+  np__engine_post (engine, NP_CMD_RESUME, conn, FALSE);
 }
 
 guint
@@ -194,20 +215,44 @@ np_engine_drain (NpEngine *engine, NpEvent **out)
       if (conn)
         {
           conn->in_bytes -= event->len;
-          if (conn->in_blocked && conn->in_bytes <= limits->conn_in_low)
-            {
-              conn->in_blocked = FALSE;
-              /* Lock order allows cmd_lock under event_lock.  */
-              np__engine_post (engine, NP_CMD_RESUME, conn, FALSE);
-            }
+          engine->in_total -= event->len;
+          if (conn->in_blocked && !conn->in_held_back
+              && conn->in_bytes <= limits->conn_in_low)
+            resume_locked (engine, conn);
+        }
+    }
+  /* References to let go of outside the lock.  */
+  GQueue released = G_QUEUE_INIT;
+  if (engine->held_back.length > 0
+      && engine->in_total <= limits->total_in_low)
+    {
+      NpConn *conn;
+      while ((conn = g_queue_pop_head (&engine->held_back)))
+        {
+          conn->in_held_back = FALSE;
+          /* Still over its own bound: its own drain resumes it.  */
+          if (conn->in_bytes <= limits->conn_in_low)
+            resume_locked (engine, conn);
+          g_queue_push_tail (&released, conn);
         }
     }
   gboolean remain = engine->events.length > 0;
   pthread_mutex_unlock (&engine->event_lock);
+  g_queue_clear_full (&released, (GDestroyNotify) np_conn_unref);
 
   if (remain)
     np__engine_post (engine, NP_CMD_RING, NULL, FALSE);
   return n;
+}
+
+void
+np_engine_queue_stats (NpEngine *engine, NpQueueStats *stats)
+{
+  pthread_mutex_lock (&engine->event_lock);
+  stats->in_bytes = engine->in_total;
+  stats->events = engine->events.length;
+  stats->held_back = engine->held_back.length;
+  pthread_mutex_unlock (&engine->event_lock);
 }
 
 /* After the engine thread has been joined: no lock needed.  */
@@ -217,4 +262,5 @@ np__channel_free_all (NpEngine *engine)
   GList *link;
   while ((link = g_queue_pop_head_link (&engine->events)))
     np_event_free (link->data);
+  g_queue_clear_full (&engine->held_back, (GDestroyNotify) np_conn_unref);
 }

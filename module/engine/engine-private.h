@@ -32,6 +32,7 @@ typedef enum
   NP_CMD_RESUME,          /* backpressure lifted by a drain */
   NP_CMD_CLOSE,
   NP_CMD_RING,            /* a capped drain left events behind */
+  NP_CMD_SYNC,            /* nothing: np_engine_sync() waits for it */
   NP_CMD_STOP,
 } NpCommandType;
 
@@ -75,6 +76,7 @@ struct NpConn
   gboolean user_closed;           /* no event may be queued any more */
   gsize in_bytes;                 /* DATA bytes queued, not yet drained */
   gboolean in_blocked;            /* reading stopped for backpressure */
+  gboolean in_held_back;          /* ... because of the total bound */
 
   /* Guarded by out_lock.  Only the engine thread removes chunks, so it
      may read a chunk's bytes without the lock.  */
@@ -135,6 +137,8 @@ struct NpEngine
   /* Events: guarded by event_lock.  */
   pthread_mutex_t event_lock;
   GQueue events;                  /* intrusive, see channel.c */
+  gsize in_total;                 /* DATA bytes in EVENTS */
+  GQueue held_back;               /* conns (with a ref) in_held_back */
   gboolean wake_dead;             /* engine thread only: EPIPE seen */
 
   /* Engine thread only.  */

@@ -48,6 +48,8 @@ np_limits_init_default (NpLimits *limits)
   limits->read_size = 64 * 1024;
   limits->conn_in_high = 1024 * 1024;
   limits->conn_in_low = 256 * 1024;
+  limits->total_in_high = 32 * 1024 * 1024;
+  limits->total_in_low = 16 * 1024 * 1024;
   limits->out_high = 1024 * 1024;
   limits->out_low = 256 * 1024;
   limits->drain_bytes = 4 * 1024 * 1024;
@@ -197,6 +199,8 @@ run_command (NpEngine *engine, NpCommand *cmd)
       break;
     case NP_CMD_RING:
       np__channel_ring (engine, cmd->flag);
+      break;
+    case NP_CMD_SYNC:
       break;
     case NP_CMD_STOP:
       engine_stop (engine);
@@ -352,10 +356,13 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
     engine->limits.read_size = 64 * 1024;
   if (engine->limits.drain_events == 0)
     engine->limits.drain_events = 1;
+  if (engine->limits.total_in_high == 0)
+    engine->limits.total_in_high = G_MAXSIZE;  /* no total bound */
   pthread_mutex_init (&engine->cmd_lock, NULL);
   pthread_mutex_init (&engine->event_lock, NULL);
   g_queue_init (&engine->commands);
   g_queue_init (&engine->events);
+  g_queue_init (&engine->held_back);
   engine->conns = g_hash_table_new (NULL, NULL);
   engine->scratch = g_malloc (engine->limits.read_size);
   engine->next_accepted_id = NP_ACCEPTED_ID_BASE;
@@ -403,6 +410,12 @@ np_engine_free (NpEngine *engine)
   g_thread_join (engine->thread);
   engine->thread = NULL;
   engine_destroy (engine);
+}
+
+void
+np_engine_sync (NpEngine *engine)
+{
+  np__engine_post_and_wait (engine, NP_CMD_SYNC, NULL, FALSE);
 }
 
 void

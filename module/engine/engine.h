@@ -91,6 +91,8 @@ typedef struct
   gsize read_size;        /* largest single read (default 64 KiB) */
   gsize conn_in_high;     /* stop reading a socket with this much undrained */
   gsize conn_in_low;      /* ... and resume once drains bring it down here */
+  gsize total_in_high;    /* the same for all connections together: past */
+  gsize total_in_low;     /* it, each socket that reads stops, until here */
   gsize out_high;         /* np_conn_send() beyond this: WRITABLE later */
   gsize out_low;
   gsize drain_bytes;      /* cap of one drain */
@@ -98,6 +100,20 @@ typedef struct
 } NpLimits;
 
 void np_limits_init_default (NpLimits *limits);
+
+/* What the event queue holds at this moment.  Any thread.  */
+typedef struct
+{
+  gsize in_bytes;         /* DATA bytes queued, all connections */
+  guint events;           /* events queued */
+  guint held_back;        /* sockets not read because of the total bound */
+} NpQueueStats;
+
+void np_engine_queue_stats (NpEngine *engine, NpQueueStats *stats);
+
+/* Returns once the engine thread has run every command posted before:
+   proof that it is not stuck.  */
+void np_engine_sync (NpEngine *engine);
 
 /* Start the engine thread.  WAKE_FD is not closed by the engine; it is made
    close-on-exec and non-blocking.  Returns NULL and sets ERROR on failure.  */
