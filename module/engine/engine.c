@@ -46,8 +46,8 @@ void
 np_limits_init_default (NpLimits *limits)
 {
   limits->read_size = 64 * 1024;
-  limits->conn_in_high = 1024 * 1024;
-  limits->conn_in_low = 256 * 1024;
+  limits->conn_in_high = 4 * 1024 * 1024;
+  limits->conn_in_low = 1024 * 1024;
   limits->total_in_high = 32 * 1024 * 1024;
   limits->total_in_low = 16 * 1024 * 1024;
   limits->out_high = 1024 * 1024;

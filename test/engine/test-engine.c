@@ -25,8 +25,10 @@ test_limits_default (void)
   memset (&l, 0xff, sizeof l);
   np_limits_init_default (&l);
   T_EQ (64 * 1024, l.read_size);
-  T_EQ (1024 * 1024, l.conn_in_high);
-  T_EQ (256 * 1024, l.conn_in_low);
+  T_EQ (4 * 1024 * 1024, l.conn_in_high);
+  T_EQ (1024 * 1024, l.conn_in_low);
+  T_EQ (32 * 1024 * 1024, l.total_in_high);
+  T_EQ (16 * 1024 * 1024, l.total_in_low);
   T_EQ (1024 * 1024, l.out_high);
   T_EQ (256 * 1024, l.out_low);
   T_EQ (4 * 1024 * 1024, l.drain_bytes);
