@@ -19,7 +19,7 @@
 (require 'netproc-server)
 
 (declare-function netproc--connect "netproc-module"
-                  (id family host port path remote))
+                  (id family host port path remote now))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--service-port "netproc-module" (name))
 (declare-function netproc--strerror "netproc-module" (code))
@@ -255,8 +255,13 @@ as nil too, but crashes when it later adds :remote to such a list)."
      (signal (car err) (cdr err)))))
 
 (defun netproc--start-connect (st target)
-  "Ask the engine to connect ST to TARGET."
-  (let ((remote (plist-get target :remote)))
+  "Ask the engine to connect ST to TARGET.
+A blocking connect to a numeric address or a socket path is tried at
+once, on this thread: when it settles, its outcome is handled here, as
+the engine's event would have been."
+  (let ((remote (plist-get target :remote))
+        (id (netproc--rec-id (netproc--st-proc st)))
+        (now (not (netproc--st-nowait st))))
     (when (consp remote)
       ;; Emacs would "connect" such an address to nothing and let the first
       ;; send kill it with SIGPIPE; refuse it as the system would.
@@ -265,15 +270,20 @@ as nil too, but crashes when it later adds :remote to such a list)."
               (cons "make client process failed"
                     (cons "Address family not supported by protocol"
                           (netproc--st-contact st)))))
-    (setf (netproc--st-conn st)
-          (netproc--connect-or-forget st (netproc--rec-id (netproc--st-proc st))
-                            (and (memq (plist-get target :family)
-                                     '(ipv4 ipv6))
-                                 (plist-get target :family))
-                            (plist-get target :host)
-                            (plist-get target :port)
-                            (plist-get target :path)
-                            remote))
+    (let ((result (netproc--connect-or-forget
+                   st id
+                   (and (memq (plist-get target :family) '(ipv4 ipv6))
+                        (plist-get target :family))
+                   (plist-get target :host)
+                   (plist-get target :port)
+                   (plist-get target :path)
+                   remote now)))
+      (if (not (vectorp result))
+          (setf (netproc--st-conn st) result)
+        (setf (netproc--st-conn st) (aref result 0)
+              ;; The creating call reports a failure itself.
+              (netproc--st-blocking st) t)
+        (netproc--handle-event id (aref result 1) (aref result 2))))
     (when (netproc--holding-p st)
       (netproc--update-reading st))))
 

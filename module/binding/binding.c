@@ -9,6 +9,7 @@
 #include "binding.h"
 #include "engine.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -227,6 +228,43 @@ family_arg (emacs_env *env, emacs_value v, int *family)
 
 /* (netproc--connect ID FAMILY HOST PORT PATH REMOTE): exactly one of HOST
    (with PORT), PATH and REMOTE is non-nil.  */
+static emacs_value event_payload (emacs_env *env, NpEvent *ev);
+
+/* HOST as a numeric address of FAMILY (or any, for AF_UNSPEC) with PORT,
+   into SS; FALSE for a name to look up.  */
+static gboolean
+literal_address (const char *host, int family, guint16 port,
+                 struct sockaddr_storage *ss, socklen_t *len)
+{
+  memset (ss, 0, sizeof *ss);
+  struct sockaddr_in *sin = (struct sockaddr_in *) ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
+  if (family != AF_INET6 && inet_pton (AF_INET, host, &sin->sin_addr) == 1)
+    {
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons (port);
+      *len = sizeof *sin;
+      return TRUE;
+    }
+  if (family != AF_INET && inet_pton (AF_INET6, host, &sin6->sin6_addr) == 1)
+    {
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons (port);
+      *len = sizeof *sin6;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* How long a blocking connect may keep Emacs in the module before the
+   engine takes over and Emacs waits for it (where C-g works).  */
+#define CONNECT_NOW_MS 20
+
+/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW).  Without NOW,
+   start connecting and return the handle; events follow.  With NOW, a
+   numeric address or a socket path is connected at once: the result is
+   then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE nil for
+   FAILED), or the handle alone if the connect is still going.  */
 static emacs_value
 Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -277,9 +315,31 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
         return np_error (env, "Port out of range");
       spec.host = host;
       spec.port = (guint16) port;
+      if (env->is_not_nil (env, args[6])
+          && literal_address (host, spec.family, spec.port, &remote,
+                              &remote_len))
+        {
+          spec.remote = (struct sockaddr *) &remote;
+          spec.remote_len = remote_len;
+        }
     }
 
-  return make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
+  if (!env->is_not_nil (env, args[6]))
+    return make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
+
+  NpEvent *outcome = NULL;
+  NpConn *conn = np_engine_connect_now (engine, (guint64) id, &spec,
+                                        CONNECT_NOW_MS, &outcome);
+  emacs_value handle = conn ? make_handle (env, conn) : np_sym.nil;
+  if (!outcome)
+    return handle;
+  emacs_value items[3] = {
+    handle,
+    env->make_integer (env, outcome->type),
+    event_payload (env, outcome),
+  };
+  np_event_free (outcome);
+  return env->funcall (env, np_sym.vector, 3, items);
 }
 
 /* (netproc--listen ID ADDRESS BACKLOG REUSEADDR): bind and listen now.
@@ -630,9 +690,10 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Stop the engine: join its thread and close every socket.");
   defun (env, "netproc--running-p", 0, Frunning_p,
          "Return t when the engine is running.");
-  defun (env, "netproc--connect", 6, Fconnect,
-         "Start connecting: ID FAMILY HOST PORT PATH REMOTE.\n"
-         "Return the connection's handle.");
+  defun (env, "netproc--connect", 7, Fconnect,
+         "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW.\n"
+         "Return the connection's handle; with NOW, connect a numeric\n"
+         "address at once and return [HANDLE TYPE PAYLOAD] if it settled.");
   defun (env, "netproc--listen", 4, Flisten,
          "Listen: ID ADDRESS BACKLOG REUSEADDR.\n"
          "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE].");

@@ -25,6 +25,7 @@
 typedef enum
 {
   NP_CMD_CONNECT,
+  NP_CMD_ADOPT,           /* a socket connected (or connecting) already */
   NP_CMD_LISTEN,          /* start accepting on a bound, listening socket */
   NP_CMD_FLUSH,
   NP_CMD_SHUTDOWN_WRITE,
@@ -108,6 +109,7 @@ struct NpConn
   struct sockaddr_storage tried_local, tried_remote;
   socklen_t tried_local_len, tried_remote_len;
   gboolean user_paused;
+  int write_errno;                /* the peer is gone: see write_out() */
   gboolean shut_wr_requested;
   gboolean shut_wr_done;
 };
@@ -179,6 +181,7 @@ NpConn *np__conn_new (NpEngine *engine, guint64 id);
 void np__source_clear (GSource **source);
 void np__conn_ready (NpConn *conn, guint32 events);
 void np__stream_start (NpConn *conn);
+void np__stream_adopt (NpConn *conn);
 void np__stream_flush (NpConn *conn);
 void np__stream_shutdown_write (NpConn *conn);
 void np__stream_set_paused (NpConn *conn, gboolean paused);

@@ -171,13 +171,16 @@ run_command (NpEngine *engine, NpCommand *cmd)
   /* Commands for a connection the engine has let go of (closed, failed,
      or never started) have nothing left to act on.  */
   if (conn && cmd->type != NP_CMD_CONNECT && cmd->type != NP_CMD_LISTEN
-      && !conn->registered)
+      && cmd->type != NP_CMD_ADOPT && !conn->registered)
     return;
 
   switch (cmd->type)
     {
     case NP_CMD_CONNECT:
       np__stream_start (conn);
+      break;
+    case NP_CMD_ADOPT:
+      np__stream_adopt (conn);
       break;
     case NP_CMD_LISTEN:
       np__listen_start (conn);

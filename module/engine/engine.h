@@ -134,6 +134,18 @@ void np_event_free (NpEvent *event);
    as it writes every other.  */
 void np_engine_ring (NpEngine *engine);
 
+/* Connect to SPEC's literal address (REMOTE or PATH; HOST is ignored) on
+   the caller's thread, waiting at most TIMEOUT_MS for the connection to
+   complete, so that a fast connect needs no hand-off to the engine
+   thread and back.  Settled in time: *OUTCOME is the OPEN or FAILED
+   event it would have queued (free it with np_event_free()), and the
+   return value the connection, or NULL when it failed.  Not settled:
+   *OUTCOME is NULL, and the engine goes on as after np_engine_connect(),
+   its OPEN or FAILED event to come.  */
+NpConn *np_engine_connect_now (NpEngine *engine, guint64 id,
+                               const NpConnectSpec *spec, int timeout_ms,
+                               NpEvent **outcome);
+
 /* Start connecting (name resolution included) and return a handle owned by
    the caller; the engine keeps its own reference while the socket lives.
    Events for it carry ID.  Never blocks.  */

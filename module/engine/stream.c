@@ -23,6 +23,7 @@
    plain syscalls so errors keep their errno.  */
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -67,8 +68,8 @@ np__conn_new (NpEngine *engine, guint64 id)
   return conn;
 }
 
-NpConn *
-np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
+static NpConn *
+conn_from_spec (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
 {
   NpConn *conn = np__conn_new (engine, id);
   conn->family = spec->family;
@@ -81,9 +82,132 @@ np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
                               (socklen_t) sizeof conn->remote);
       memcpy (&conn->remote, spec->remote, conn->remote_len);
     }
+  return conn;
+}
 
+NpConn *
+np_engine_connect (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
+{
+  NpConn *conn = conn_from_spec (engine, id, spec);
   np__engine_post (engine, NP_CMD_CONNECT, conn, FALSE);
   return conn;
+}
+
+static void add_target (NpConn *conn, const struct sockaddr_storage *addr,
+                        socklen_t len);
+
+/* The local and remote addresses of FD into EVENT; REMOTE, when given,
+   instead of asking the socket (which has no peer after a failure).  */
+static void
+event_addresses (NpEvent *event, int fd, const NpTarget *remote)
+{
+  event->local_len = sizeof event->local;
+  if (fd < 0 || getsockname (fd, (struct sockaddr *) &event->local,
+                             &event->local_len) < 0)
+    event->local_len = 0;
+  if (remote)
+    {
+      memcpy (&event->remote, &remote->addr, remote->len);
+      event->remote_len = remote->len;
+      return;
+    }
+  event->remote_len = sizeof event->remote;
+  if (fd < 0 || getpeername (fd, (struct sockaddr *) &event->remote,
+                             &event->remote_len) < 0)
+    event->remote_len = 0;
+}
+
+/* connect() on this thread; waits up to TIMEOUT_MS for a connect in
+   progress.  Returns 0 when connected, EINPROGRESS when still going, or
+   the errno of the failure.  */
+static int
+connect_here (int fd, const NpTarget *target, int timeout_ms)
+{
+  if (connect (fd, (const struct sockaddr *) &target->addr, target->len) == 0)
+    return 0;
+  if (errno != EINPROGRESS)
+    return errno;
+
+  struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+  int n;
+  do
+    n = poll (&pfd, 1, timeout_ms);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    return EINPROGRESS;
+
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    err = errno;
+  return err;
+}
+
+NpConn *
+np_engine_connect_now (NpEngine *engine, guint64 id,
+                       const NpConnectSpec *spec, int timeout_ms,
+                       NpEvent **outcome)
+{
+  *outcome = NULL;
+  NpConn *conn = conn_from_spec (engine, id, spec);
+
+  NpTarget target;
+  gboolean literal = FALSE;
+  if (conn->remote_len > 0)
+    {
+      memcpy (&target.addr, &conn->remote, conn->remote_len);
+      target.len = conn->remote_len;
+      literal = TRUE;
+    }
+  else if (conn->path)
+    literal = np__address_unix (conn->path, &target.addr, &target.len);
+  if (!literal)
+    {
+      /* A name to look up, or a path too long: the engine's way.  */
+      np__engine_post (engine, NP_CMD_CONNECT, conn, FALSE);
+      return conn;
+    }
+
+  int err = 0;
+  int fd = np__fd_socket (target.addr.ss_family, SOCK_STREAM, &err);
+  if (fd >= 0)
+    err = connect_here (fd, &target, timeout_ms);
+
+  if (err == EINPROGRESS)
+    {
+      /* Not yet: the engine watches it from here, as if it had started
+         the connect itself.  */
+      conn->fd = fd;
+      add_target (conn, &target.addr, target.len);
+      conn->next_target = 1;
+      conn->state = NP_CONN_CONNECTING;
+      np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
+      return conn;
+    }
+
+  if (err == 0)
+    {
+      NpEvent *event = np__event_new (id, NP_EVENT_OPEN, 0);
+      event_addresses (event, fd, NULL);
+      conn->fd = fd;
+      conn->direct_fd = fd;
+      conn->state = NP_CONN_OPEN;
+      np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
+      *outcome = event;
+      return conn;
+    }
+
+  NpEvent *event = np__event_new (id, NP_EVENT_FAILED, 0);
+  event->code = err;
+  event->message = g_strdup (g_strerror (err));
+  if (fd >= 0)
+    {
+      event_addresses (event, fd, &target);
+      close (fd);
+    }
+  *outcome = event;
+  np_conn_unref (conn);
+  return NULL;
 }
 
 NpConn *
@@ -383,6 +507,33 @@ consume_output (NpConn *conn, gsize n)
     post_simple (conn, NP_EVENT_WRITABLE, 0, FALSE, NULL);
 }
 
+/* The peer is gone while we write.  What it sent before may still be
+   in the socket, unread because reading is paused, held back, or only
+   behind in its turn: the read side ends the connection once it has
+   delivered that, with the write's error.
+   Until then output is refused.  Returns FALSE when the connection
+   ended.  */
+static gboolean
+give_up_writing (NpConn *conn, int err)
+{
+  conn->write_errno = err;
+  conn->want_write = FALSE;
+  pthread_mutex_lock (&conn->out_lock);
+  conn->accepting = FALSE;
+  conn->direct_fd = -1;
+  g_queue_clear_full (&conn->out, g_free);
+  conn->out_offset = 0;
+  conn->queued = 0;
+  pthread_mutex_unlock (&conn->out_lock);
+  err = rewatch (conn);
+  if (err)
+    {
+      conn_end (conn, err);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Writes until the queue is empty or the socket is full.  FINAL is the
    last attempt before closing: no waiting, no event, no error reported.
    Returns FALSE when the connection ended (CONN may be freed).  */
@@ -390,6 +541,8 @@ static gboolean
 write_out (NpConn *conn, gboolean final)
 {
   int fd = conn->fd;
+  if (conn->write_errno)
+    return TRUE;
 
   for (;;)
     {
@@ -427,6 +580,8 @@ write_out (NpConn *conn, gboolean final)
               if (err == 0)
                 return TRUE;
             }
+          else if (err == EPIPE || err == ECONNRESET)
+            return give_up_writing (conn, err);
           conn_end (conn, err);
           return FALSE;
         }
@@ -478,7 +633,9 @@ read_in (NpConn *conn)
         }
       if (n == 0)
         {
-          conn_end (conn, 0);
+          /* After a failed write the error was reported there, and the
+             read sees only the end: the error says more.  */
+          conn_end (conn, conn->write_errno);
           return FALSE;
         }
       if (errno == EINTR)
@@ -738,6 +895,29 @@ np__stream_start (NpConn *conn)
       conn->last_errno = EINVAL;
       fail_connect (conn);
     }
+}
+
+/* A socket np_engine_connect_now() connected, or left connecting.  */
+void
+np__stream_adopt (NpConn *conn)
+{
+  np__engine_register (conn->engine, conn);
+  if (conn->state == NP_CONN_CONNECTING)
+    {
+      conn->want_write = TRUE;
+      int err = rewatch (conn);
+      if (err)
+        {
+          conn->last_errno = err;
+          note_attempt (conn, &g_array_index (conn->targets, NpTarget, 0));
+          drop_socket (conn);
+          try_next_target (conn);
+        }
+      return;
+    }
+  np__stream_update_reading (conn);
+  if (conn->state == NP_CONN_OPEN)
+    write_out (conn, FALSE);
 }
 
 void

@@ -172,28 +172,88 @@ test_peer_reset (void)
 
 /* Writing into a reset connection: one CLOSED, EPIPE or ECONNRESET
    depending on whether the read or the write sees it first.  */
+/* Paused, so only the write path can notice the reset: it drops and
+   refuses output at once, and the connection ends when reading resumes,
+   through the read side.  */
 static void
 test_write_after_peer_reset (void)
 {
   TPair p;
   t_pair_open (&p, NULL);
-  np_conn_set_paused (p.conn, TRUE);  /* only the write path may see it */
+  np_conn_set_paused (p.conn, TRUE);
   reset_close (p.peer);
   p.peer = -1;
   guint8 chunk[65536] = { 0 };
   gint64 deadline = t_now_ms () + WAIT_MS;
-  while (!th_find (&p.h, 1, NP_EVENT_CLOSED) && t_now_ms () < deadline)
+  gboolean refused = FALSE;
+  while (!refused && t_now_ms () < deadline)
     {
-      np_conn_send (p.conn, chunk, sizeof chunk);
+      /* A refused send returns 0 and queues nothing.  */
+      refused = np_conn_send (p.conn, chunk, sizeof chunk) == 0
+                && np_conn_queued (p.conn) == 0
+                && np_conn_send (p.conn, chunk, 1) == 0
+                && np_conn_queued (p.conn) == 0;
       th_pump (&p.h, 10);
     }
-  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, 1);
+  T_ASSERT (refused);
+  T_ASSERT (th_find (&p.h, 1, NP_EVENT_CLOSED) == NULL);
+
+  np_conn_set_paused (p.conn, FALSE);
+  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS);
   if (closed->code != EPIPE && closed->code != ECONNRESET)
     T_FAIL ("CLOSED code: expected EPIPE or ECONNRESET, got %d",
             closed->code);
-  T_EQ (0, np_conn_send (p.conn, chunk, sizeof chunk));
   th_pump (&p.h, 200);
   T_EQ (1, th_count (&p.h, 1, NP_EVENT_CLOSED));
+  th_check_order (&p.h, 1);
+  t_pair_close (&p);
+}
+
+/* The peer sends, then resets while our output is stuck in its full
+   socket and reading is held back by the inbound bound: every byte it
+   sent is delivered before CLOSED.  */
+static void
+test_reset_keeps_data_sent_before (void)
+{
+  NpLimits limits;
+  np_limits_init_default (&limits);
+  limits.read_size = 4096;
+  limits.conn_in_high = 16 * 1024;
+  limits.conn_in_low = 4 * 1024;
+  TPair p;
+  t_pair_open (&p, &limits);
+
+  static guint8 chunk[65536];
+  gsize total = 0;
+  for (;;)
+    {
+      while (np_conn_queued (p.conn) < 2u * 1024 * 1024)
+        {
+          np_conn_send (p.conn, chunk, sizeof chunk);
+          total += sizeof chunk;
+          T_LE (total, 256u * 1024 * 1024);
+        }
+      th_pump (&p.h, 200);
+      if (np_conn_queued (p.conn) >= 2u * 1024 * 1024)
+        break;
+    }
+
+  /* Not drained: the engine reads 16 KiB and stops.  */
+  static guint8 sent[65536];
+  for (gsize i = 0; i < sizeof sent; i++)
+    sent[i] = (guint8) (i % 251);
+  t_write_all (p.peer, sent, sizeof sent);
+  np_engine_sync (p.h.engine);
+  usleep (100000);
+  reset_close (p.peer);
+  p.peer = -1;
+
+  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (ECONNRESET, closed->code);
+  GByteArray *in = th_data (&p.h, 1);
+  T_EQ (sizeof sent, in->len);
+  T_ASSERT (memcmp (in->data, sent, sizeof sent) == 0);
+  g_byte_array_unref (in);
   th_check_order (&p.h, 1);
   t_pair_close (&p);
 }
@@ -287,6 +347,8 @@ main (int argc, char **argv)
     { "data/peer-close-after-data", test_peer_close_after_data },
     { "data/peer-reset", test_peer_reset },
     { "data/write-after-peer-reset", test_write_after_peer_reset },
+    { "data/reset-keeps-data-sent-before",
+      test_reset_keeps_data_sent_before },
     { "data/shutdown-write", test_shutdown_write },
     { "data/send-and-shutdown-before-open",
       test_send_and_shutdown_before_open },
