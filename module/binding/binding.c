@@ -315,9 +315,9 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
         return np_error (env, "Port out of range");
       spec.host = host;
       spec.port = (guint16) port;
-      if (env->is_not_nil (env, args[6])
-          && literal_address (host, spec.family, spec.port, &remote,
-                              &remote_len))
+      /* A numeric host needs no lookup, and the engine skips it.  */
+      if (literal_address (host, spec.family, spec.port, &remote,
+                           &remote_len))
         {
           spec.remote = (struct sockaddr *) &remote;
           spec.remote_len = remote_len;

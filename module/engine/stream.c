@@ -135,6 +135,8 @@ connect_here (int fd, const NpTarget *target, int timeout_ms)
   while (n < 0 && errno == EINTR);
   if (n <= 0)
     return EINPROGRESS;
+  if (pfd.revents == POLLOUT)
+    return 0;  /* writable and no error or hang-up: connected */
 
   int err = 0;
   socklen_t len = sizeof err;
@@ -187,8 +189,9 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
 
   if (err == 0)
     {
+      /* The peer is the address just connected to.  */
       NpEvent *event = np__event_new (id, NP_EVENT_OPEN, 0);
-      event_addresses (event, fd, NULL);
+      event_addresses (event, fd, &target);
       conn->fd = fd;
       conn->direct_fd = fd;
       conn->state = NP_CONN_OPEN;
