@@ -125,12 +125,22 @@ ID is the engine's id for it; by default a new one."
 
 (declare-function netproc--kill-buffer-netprocs "netproc" ())
 
+(defvar netproc--depth-known nil
+  "Non-nil once `add-hook' knows the depth of netproc's kill hook.")
+
 (defun netproc--watch-buffer (buffer)
   "Delete BUFFER's netprocs when it is killed, after its other hooks.
 A buffer-local hook at the greatest depth runs after the buffer's own
 functions, as Emacs deletes a buffer's processes after `kill-buffer-hook'."
   (with-current-buffer buffer
-    (add-hook 'kill-buffer-hook #'netproc--kill-buffer-netprocs 100 t)))
+    (if (and netproc--depth-known
+             (not (local-variable-p 'kill-buffer-hook)))
+        ;; What `add-hook' would make of it, without its sorting: a
+        ;; server makes a buffer per connection it accepts.
+        (setq-local kill-buffer-hook
+                    (list t #'netproc--kill-buffer-netprocs))
+      (add-hook 'kill-buffer-hook #'netproc--kill-buffer-netprocs 100 t)
+      (setq netproc--depth-known t))))
 
 (defun netproc--designated (designator)
   "Return the netproc that DESIGNATOR (netproc, buffer or name) means.
