@@ -128,11 +128,18 @@ connect_here (int fd, const NpTarget *target, int timeout_ms)
   if (errno != EINPROGRESS)
     return errno;
 
+  /* Signals interrupt the wait; each retry waits only for what is left,
+     so a steady stream of them cannot keep the caller here.  */
   struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+  gint64 deadline = g_get_monotonic_time () + MAX (timeout_ms, 0) * 1000;
   int n;
-  do
-    n = poll (&pfd, 1, timeout_ms);
-  while (n < 0 && errno == EINTR);
+  for (;;)
+    {
+      gint64 left_ms = (deadline - g_get_monotonic_time () + 999) / 1000;
+      n = poll (&pfd, 1, (int) MAX (left_ms, 0));
+      if (n >= 0 || errno != EINTR)
+        break;
+    }
   if (n <= 0)
     return EINPROGRESS;
   if (pfd.revents == POLLOUT)

@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -307,6 +310,635 @@ test_many_connects (void)
   close (lfd);
 }
 
+/* np_engine_connect_now(): a literal address connected on this thread.  */
+
+static struct sockaddr_in
+loopback_sin (guint16 port)
+{
+  struct sockaddr_in sin = {
+    .sin_family = AF_INET,
+    .sin_port = htons (port),
+    .sin_addr.s_addr = htonl (INADDR_LOOPBACK),
+  };
+  return sin;
+}
+
+static NpConn *
+connect_now_sin (THarness *h, guint64 id, const struct sockaddr_in *sin,
+                 int timeout_ms, NpEvent **outcome)
+{
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (const struct sockaddr *) sin,
+                         .remote_len = sizeof *sin };
+  return np_engine_connect_now (h->engine, id, &spec, timeout_ms, outcome);
+}
+
+static NpConn *
+connect_now_path (THarness *h, guint64 id, const char *path, int timeout_ms,
+                  NpEvent **outcome)
+{
+  NpConnectSpec spec = { .family = AF_UNIX, .path = path };
+  return np_engine_connect_now (h->engine, id, &spec, timeout_ms, outcome);
+}
+
+/* Once this returns, the engine thread has run every command posted
+   before (the one connect_now posts included), and H holds every event
+   queued by then.  */
+static void
+settle (THarness *h)
+{
+  np_engine_sync (h->engine);
+  th_drain_now (h);
+}
+
+/* The inet address in SS is 127.0.0.1:PORT.  */
+static void
+assert_loopback (const struct sockaddr_storage *ss, socklen_t len,
+                 guint16 port)
+{
+  T_EQ (AF_INET, ss->ss_family);
+  T_EQ (sizeof (struct sockaddr_in), len);
+  T_EQ (port, sin_port (ss));
+  T_EQ (htonl (INADDR_LOOPBACK),
+        ((const struct sockaddr_in *) ss)->sin_addr.s_addr);
+}
+
+/* LOCAL, from an OPEN event, is what PEER (the accepted end) sees as its
+   peer.  */
+static void
+assert_local_is_peer_of (const NpEvent *open, int peer)
+{
+  struct sockaddr_storage seen;
+  socklen_t seen_len = sizeof seen;
+  T_EQ (0, getpeername (peer, (struct sockaddr *) &seen, &seen_len));
+  T_EQ (seen_len, open->local_len);
+  T_ASSERT (memcmp (&seen, &open->local, seen_len) == 0);
+}
+
+/* The next thing PEER reads is the end of the stream.  */
+static void
+assert_eof (int peer)
+{
+  struct pollfd pfd = { .fd = peer, .events = POLLIN };
+  T_EQ (1, poll (&pfd, 1, WAIT_MS));
+  char c;
+  T_EQ (0, recv (peer, &c, 1, MSG_DONTWAIT));
+}
+
+/* Closes CONN (id ID) and checks that no event for it is queued after
+   the close returned.  */
+static void
+close_quietly (THarness *h, NpConn *conn, guint64 id)
+{
+  np_conn_close (conn);
+  th_drain_now (h);
+  guint boundary = h->events->len;
+  settle (h);
+  th_assert_quiet_after (h, id, boundary);
+  np_conn_unref (conn);
+}
+
+static void
+test_now_tcp_open (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  NpEvent *open = NULL;
+  NpConn *conn = connect_now_sin (&h, 1, &sin, WAIT_MS, &open);
+  T_ASSERT (conn != NULL);
+  T_ASSERT (open != NULL);
+  T_EQ (NP_EVENT_OPEN, open->type);
+  T_EQ (1, open->id);
+  T_EQ (0, open->code);
+  T_ASSERT (open->message == NULL);
+  assert_loopback (&open->remote, open->remote_len, port);
+  int peer = t_accept (lfd, WAIT_MS);
+  assert_local_is_peer_of (open, peer);
+  T_EQ (AF_INET, open->local.ss_family);
+
+  /* The outcome is the OPEN: the engine does not queue a second.  */
+  settle (&h);
+  T_EQ (0, h.events->len);
+
+  /* Out: straight to the socket, nothing left queued.  */
+  T_EQ (0, np_conn_send (conn, "ping", 4));
+  char buf[4];
+  T_EQ (4, t_read_full (peer, buf, 4, WAIT_MS));
+  T_ASSERT (memcmp (buf, "ping", 4) == 0);
+
+  /* In: the engine reads the socket it adopted.  */
+  t_write_all (peer, "pong", 4);
+  th_wait_data (&h, 1, 4, WAIT_MS);
+  g_autoptr (GByteArray) got = th_data (&h, 1);
+  T_EQ (4, got->len);
+  T_ASSERT (memcmp (got->data, "pong", 4) == 0);
+  T_EQ (0, th_count (&h, 1, NP_EVENT_OPEN));
+
+  close_quietly (&h, conn, 1);
+  /* The engine closed the socket: the peer reads the end.  */
+  assert_eof (peer);
+  np_event_free (open);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+}
+
+static void
+test_now_tcp_refused (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port = closed_port ();
+  struct sockaddr_in sin = loopback_sin (port);
+
+  NpEvent *failed = NULL;
+  NpConn *conn = connect_now_sin (&h, 2, &sin, WAIT_MS, &failed);
+  T_ASSERT (conn == NULL);
+  T_ASSERT (failed != NULL);
+  T_EQ (NP_EVENT_FAILED, failed->type);
+  T_EQ (2, failed->id);
+  T_EQ (ECONNREFUSED, failed->code);
+  T_EQ (FALSE, failed->resolve_error);
+  T_STREQ ("Connection refused", failed->message);
+  assert_loopback (&failed->remote, failed->remote_len, port);
+
+  /* Nothing for it ever reaches the queue.  */
+  settle (&h);
+  T_EQ (0, h.events->len);
+
+  /* The engine's way to the same address says the same.  */
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (struct sockaddr *) &sin,
+                         .remote_len = sizeof sin };
+  NpConn *twin = np_engine_connect (h.engine, 3, &spec);
+  NpEvent *twin_failed = th_wait (&h, 3, NP_EVENT_FAILED, WAIT_MS);
+  T_EQ (twin_failed->code, failed->code);
+  T_STREQ (twin_failed->message, failed->message);
+  T_EQ (twin_failed->remote_len, failed->remote_len);
+  T_ASSERT (memcmp (&twin_failed->remote, &failed->remote,
+                    failed->remote_len) == 0);
+  T_EQ (twin_failed->local_len, failed->local_len);
+  T_EQ (twin_failed->local.ss_family, failed->local.ss_family);
+
+  np_conn_unref (twin);
+  np_event_free (failed);
+  th_free (&h);
+}
+
+static void
+test_now_unix_open (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  char *dir = t_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "sock", NULL);
+  int lfd = t_listen_unix (path);
+
+  NpEvent *open = NULL;
+  NpConn *conn = connect_now_path (&h, 4, path, WAIT_MS, &open);
+  T_ASSERT (conn != NULL);
+  T_ASSERT (open != NULL);
+  T_EQ (NP_EVENT_OPEN, open->type);
+  T_EQ (AF_UNIX, open->remote.ss_family);
+  T_STREQ (path, ((struct sockaddr_un *) &open->remote)->sun_path);
+  T_EQ (G_STRUCT_OFFSET (struct sockaddr_un, sun_path) + strlen (path) + 1,
+        open->remote_len);
+  int peer = t_accept (lfd, WAIT_MS);
+  /* Unbound: the family alone, as the peer sees it.  */
+  T_EQ (AF_UNIX, open->local.ss_family);
+  assert_local_is_peer_of (open, peer);
+  settle (&h);
+  T_EQ (0, h.events->len);
+
+  T_EQ (0, np_conn_send (conn, "ping", 4));
+  char buf[4];
+  T_EQ (4, t_read_full (peer, buf, 4, WAIT_MS));
+  T_ASSERT (memcmp (buf, "ping", 4) == 0);
+  t_write_all (peer, "pong", 4);
+  th_wait_data (&h, 4, 4, WAIT_MS);
+  g_autoptr (GByteArray) got = th_data (&h, 4);
+  T_ASSERT (memcmp (got->data, "pong", 4) == 0);
+
+  /* The peer goes: the engine reports the end.  */
+  close (peer);
+  NpEvent *closed = th_wait (&h, 4, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (0, closed->code);
+
+  close_quietly (&h, conn, 4);
+  np_event_free (open);
+  th_free (&h);
+  close (lfd);
+  t_rmdir (dir);
+}
+
+static void
+test_now_unix_missing (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  char *dir = t_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "nobody", NULL);
+
+  NpEvent *failed = NULL;
+  NpConn *conn = connect_now_path (&h, 5, path, WAIT_MS, &failed);
+  T_ASSERT (conn == NULL);
+  T_ASSERT (failed != NULL);
+  T_EQ (NP_EVENT_FAILED, failed->type);
+  T_EQ (ENOENT, failed->code);
+  T_EQ (FALSE, failed->resolve_error);
+  T_STREQ ("No such file or directory", failed->message);
+  T_EQ (AF_UNIX, failed->remote.ss_family);
+  T_STREQ (path, ((struct sockaddr_un *) &failed->remote)->sun_path);
+  settle (&h);
+  T_EQ (0, h.events->len);
+
+  np_event_free (failed);
+  th_free (&h);
+  t_rmdir (dir);
+}
+
+/* A path that does not fit in sun_path is not a literal address: it goes
+   the engine's way, which fails it with an event.  */
+static void
+test_now_unix_path_too_long (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  char path[200];
+  memset (path, 'a', sizeof path - 1);
+  path[sizeof path - 1] = 0;
+
+  NpEvent *outcome = NULL;
+  NpConn *conn = connect_now_path (&h, 6, path, WAIT_MS, &outcome);
+  T_ASSERT (outcome == NULL);
+  T_ASSERT (conn != NULL);
+  NpEvent *failed = th_wait (&h, 6, NP_EVENT_FAILED, WAIT_MS);
+  T_EQ (ENAMETOOLONG, failed->code);
+  T_STREQ ("File name too long", failed->message);
+  /* No address was tried.  */
+  T_EQ (0, failed->remote_len);
+  T_EQ (1, h.events->len);
+  T_EQ (0, np_conn_send (conn, "x", 1));
+
+  np_conn_unref (conn);
+  th_free (&h);
+}
+
+/* A listener whose accept queue is full: the kernel drops SYNs, so a
+   connect to it stays in progress until the queue has room and the SYN
+   is sent again (1 s later, then 3 s...).  FILLERS[0] holds the one
+   place; the others keep retrying.  */
+static int
+stuck_listener (guint16 *port, int fillers[4])
+{
+  int lfd = t_listen_tcp (AF_INET, port);
+  listen (lfd, 0);
+  struct sockaddr_in sin = loopback_sin (*port);
+  for (int i = 0; i < 4; i++)
+    {
+      fillers[i] = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK
+                                      | SOCK_CLOEXEC, 0);
+      connect (fillers[i], (struct sockaddr *) &sin, sizeof sin);
+    }
+  /* The first is in the queue once it is connected.  */
+  struct pollfd pfd = { .fd = fillers[0], .events = POLLOUT };
+  T_EQ (1, poll (&pfd, 1, WAIT_MS));
+  return lfd;
+}
+
+/* Room for one more: the fillers still trying give up, the one in the
+   queue is taken.  */
+static void
+unstick_listener (int lfd, int fillers[4])
+{
+  for (int i = 0; i < 4; i++)
+    close (fillers[i]);
+  close (t_accept (lfd, WAIT_MS));
+}
+
+static void
+on_pester (int sig)
+{
+  (void) sig;
+}
+
+typedef struct
+{
+  pthread_t target;
+  volatile gboolean stop;
+} Pester;
+
+/* A signal to the target every 5 ms until told to stop (bounded).  */
+static gpointer
+pester (gpointer data)
+{
+  Pester *p = data;
+  for (int i = 0; i < 2000 && !p->stop; i++)
+    {
+      pthread_kill (p->target, SIGUSR1);
+      g_usleep (5000);
+    }
+  return NULL;
+}
+
+/* Signals keep interrupting the wait: it still ends at its time limit,
+   not when the signals stop.  */
+static void
+test_now_signals_keep_the_limit (void)
+{
+  struct sigaction sa = { .sa_handler = on_pester };
+  sigaction (SIGUSR1, &sa, NULL);
+
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int fillers[4];
+  int lfd = stuck_listener (&port, fillers);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  Pester p = { .target = pthread_self () };
+  GThread *thread = g_thread_new ("pester", pester, &p);
+  gint64 start = t_now_ms ();
+  NpEvent *outcome = NULL;
+  NpConn *conn = connect_now_sin (&h, 1, &sin, 20, &outcome);
+  gint64 took = t_now_ms () - start;
+  p.stop = TRUE;
+  g_thread_join (thread);
+  T_ASSERT (outcome == NULL);
+  T_LE (took, 1000);
+
+  np_conn_close (conn);
+  np_conn_unref (conn);
+  th_free (&h);
+  for (int i = 0; i < 4; i++)
+    close (fillers[i]);
+  close (lfd);
+}
+
+static void
+test_now_pending_then_open (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int fillers[4];
+  int lfd = stuck_listener (&port, fillers);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  gint64 start = t_now_ms ();
+  NpEvent *outcome = NULL;
+  NpConn *conn = connect_now_sin (&h, 7, &sin, 20, &outcome);
+  gint64 took = t_now_ms () - start;
+  T_ASSERT (outcome == NULL);
+  T_ASSERT (conn != NULL);
+  T_GE (took, 20);
+  T_LE (took, 2000);
+
+  /* Handed over: still connecting, nothing to report yet.  Output
+     queued now goes out first once it opens.  */
+  T_EQ (5, np_conn_send (conn, "early", 5));
+  settle (&h);
+  T_EQ (0, h.events->len);
+
+  unstick_listener (lfd, fillers);
+  NpEvent *open = th_wait (&h, 7, NP_EVENT_OPEN, WAIT_MS);
+  int peer = t_accept (lfd, WAIT_MS);
+  assert_loopback (&open->remote, open->remote_len, port);
+  assert_local_is_peer_of (open, peer);
+  T_EQ (1, th_count (&h, 7, NP_EVENT_OPEN));
+
+  T_EQ (0, np_conn_send (conn, "+late", 5));
+  char buf[10];
+  T_EQ (10, t_read_full (peer, buf, 10, WAIT_MS));
+  T_ASSERT (memcmp (buf, "early+late", 10) == 0);
+  t_write_all (peer, "pong", 4);
+  th_wait_data (&h, 7, 4, WAIT_MS);
+  g_autoptr (GByteArray) got = th_data (&h, 7);
+  T_ASSERT (memcmp (got->data, "pong", 4) == 0);
+  th_check_order (&h, 7);
+
+  close_quietly (&h, conn, 7);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+}
+
+/* Handed over, then refused: the listener goes while the SYN waits to
+   be sent again.  The FAILED comes as an event, with the target.  */
+static void
+test_now_pending_then_refused (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int fillers[4];
+  int lfd = stuck_listener (&port, fillers);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  NpEvent *outcome = NULL;
+  NpConn *conn = connect_now_sin (&h, 12, &sin, 20, &outcome);
+  T_ASSERT (outcome == NULL);
+  T_ASSERT (conn != NULL);
+  settle (&h);
+  T_EQ (0, h.events->len);
+
+  close (lfd);
+  for (int i = 0; i < 4; i++)
+    close (fillers[i]);
+  NpEvent *failed = th_wait (&h, 12, NP_EVENT_FAILED, WAIT_MS);
+  T_EQ (ECONNREFUSED, failed->code);
+  T_STREQ ("Connection refused", failed->message);
+  assert_loopback (&failed->remote, failed->remote_len, port);
+  T_EQ (AF_INET, failed->local.ss_family);
+  T_EQ (1, h.events->len);
+  T_EQ (0, np_conn_send (conn, "x", 1));
+
+  np_conn_unref (conn);
+  th_free (&h);
+}
+
+/* The engine stopped right after: whether it had taken the sockets
+   over yet or not, it closes them (the peer sees the end) and nothing
+   leaks.  */
+static void
+test_now_engine_freed (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port, stuck_port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  int fillers[4];
+  int stuck = stuck_listener (&stuck_port, fillers);
+  struct sockaddr_in sin = loopback_sin (port);
+  struct sockaddr_in stuck_sin = loopback_sin (stuck_port);
+
+  NpEvent *open = NULL, *outcome = NULL;
+  NpConn *conn = connect_now_sin (&h, 13, &sin, WAIT_MS, &open);
+  T_ASSERT (open != NULL);
+  NpConn *pending = connect_now_sin (&h, 14, &stuck_sin, 20, &outcome);
+  T_ASSERT (outcome == NULL);
+  np_conn_send (conn, "bye", 3);
+  np_engine_free (h.engine);
+  h.engine = NULL;
+
+  int peer = t_accept (lfd, WAIT_MS);
+  char buf[3];
+  T_EQ (3, t_read_full (peer, buf, sizeof buf, WAIT_MS));
+  T_ASSERT (memcmp (buf, "bye", 3) == 0);
+  assert_eof (peer);
+
+  np_conn_unref (conn);
+  np_conn_unref (pending);
+  np_event_free (open);
+  th_free (&h);
+  close (peer);
+  for (int i = 0; i < 4; i++)
+    close (fillers[i]);
+  close (stuck);
+  close (lfd);
+}
+
+/* Closed while still connecting: nothing after the close, and the
+   socket gone (its SYN is never sent again).  Once right after the
+   hand-off, the close queued behind the ADOPT, and once after the
+   engine has taken the socket over and watches it.  */
+static void
+test_now_pending_then_close (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int fillers[4];
+  int lfd = stuck_listener (&port, fillers);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  NpEvent *outcome = NULL;
+  NpConn *early = connect_now_sin (&h, 8, &sin, 20, &outcome);
+  T_ASSERT (outcome == NULL);
+  np_conn_send (early, "lost", 4);
+  np_conn_close (early);
+  th_drain_now (&h);
+  guint early_boundary = h.events->len;
+
+  NpConn *late = connect_now_sin (&h, 9, &sin, 20, &outcome);
+  T_ASSERT (outcome == NULL);
+  settle (&h);
+  T_EQ (0, h.events->len);
+  np_conn_close (late);
+  th_drain_now (&h);
+  guint late_boundary = h.events->len;
+
+  /* With room in the queue, a live connect would be accepted at its
+     next SYN, 1 s after the first.  */
+  unstick_listener (lfd, fillers);
+  struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+  T_EQ (0, poll (&pfd, 1, 2500));
+  settle (&h);
+  th_assert_quiet_after (&h, 8, early_boundary);
+  th_assert_quiet_after (&h, 9, late_boundary);
+  T_EQ (0, h.events->len);
+
+  np_conn_unref (early);
+  np_conn_unref (late);
+  th_free (&h);
+  close (lfd);
+}
+
+/* A host name is not a literal address: the engine resolves it, and the
+   call does not wait.  */
+static void
+test_now_host_goes_async (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+
+  NpConnectSpec spec = { .family = AF_UNSPEC, .host = "localhost",
+                         .port = port };
+  gint64 start = t_now_ms ();
+  NpEvent *outcome = NULL;
+  NpConn *conn = np_engine_connect_now (h.engine, 10, &spec, WAIT_MS,
+                                        &outcome);
+  T_LE (t_now_ms () - start, WAIT_MS / 2);
+  T_ASSERT (outcome == NULL);
+  T_ASSERT (conn != NULL);
+
+  NpEvent *open = th_wait (&h, 10, NP_EVENT_OPEN, WAIT_MS);
+  int peer = t_accept (lfd, WAIT_MS);
+  assert_loopback (&open->remote, open->remote_len, port);
+  assert_local_is_peer_of (open, peer);
+  T_EQ (1, th_count (&h, 10, NP_EVENT_OPEN));
+
+  T_EQ (0, np_conn_send (conn, "ping", 4));
+  char buf[4];
+  T_EQ (4, t_read_full (peer, buf, 4, WAIT_MS));
+  T_ASSERT (memcmp (buf, "ping", 4) == 0);
+
+  close_quietly (&h, conn, 10);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+}
+
+/* More than the socket takes, sent before the engine has run its
+   ADOPT: the head goes straight to the socket from here, the rest is
+   queued and written by the engine once it has taken the socket over.
+   Every byte arrives, in order.  */
+static void
+test_now_send_before_adopt_runs (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  enum { FIRST = 6 * 1024 * 1024, SECOND = 2 * 1024 * 1024,
+         TOTAL = FIRST + SECOND };
+  guint8 *out = g_malloc (TOTAL);
+  for (gsize i = 0; i < TOTAL; i++)
+    out[i] = (guint8) (i * 131 + (i >> 16));
+
+  NpEvent *open = NULL;
+  NpConn *conn = connect_now_sin (&h, 11, &sin, WAIT_MS, &open);
+  T_ASSERT (open != NULL);
+  T_EQ (NP_EVENT_OPEN, open->type);
+  gsize queued = np_conn_send (conn, out, FIRST);
+  /* The kernel took some of it, not all.  */
+  T_GE (queued, 1);
+  T_LE (queued, FIRST - 1);
+  T_EQ (queued + SECOND, np_conn_send (conn, out + FIRST, SECOND));
+
+  int peer = t_accept (lfd, WAIT_MS);
+  guint8 *in = g_malloc (TOTAL);
+  T_EQ (TOTAL, t_read_full (peer, in, TOTAL, WAIT_MS));
+  T_ASSERT (memcmp (in, out, TOTAL) == 0);
+
+  /* Everything written; the queue had passed the high-water mark, so
+     its fall is reported, once.  */
+  settle (&h);
+  T_EQ (0, np_conn_queued (conn));
+  T_EQ (1, th_count (&h, 11, NP_EVENT_WRITABLE));
+
+  /* Only now does the peer go.  */
+  close (peer);
+  NpEvent *closed = th_wait (&h, 11, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (0, closed->code);
+  T_EQ (0, th_data_len (&h, 11));
+
+  close_quietly (&h, conn, 11);
+  np_event_free (open);
+  g_free (in);
+  g_free (out);
+  th_free (&h);
+  close (lfd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -323,6 +955,20 @@ main (int argc, char **argv)
       test_localhost_tries_each_address },
     { "connect/ipv6", test_ipv6 },
     { "connect/many", test_many_connects },
+    { "connect-now/tcp-open", test_now_tcp_open },
+    { "connect-now/tcp-refused", test_now_tcp_refused },
+    { "connect-now/unix-open", test_now_unix_open },
+    { "connect-now/unix-missing", test_now_unix_missing },
+    { "connect-now/unix-path-too-long", test_now_unix_path_too_long },
+    { "connect-now/pending-then-open", test_now_pending_then_open },
+    { "connect-now/pending-then-close", test_now_pending_then_close },
+    { "connect-now/pending-then-refused", test_now_pending_then_refused },
+    { "connect-now/engine-freed", test_now_engine_freed },
+    { "connect-now/signals-keep-the-limit",
+      test_now_signals_keep_the_limit },
+    { "connect-now/host-goes-async", test_now_host_goes_async },
+    { "connect-now/send-before-adopt-runs",
+      test_now_send_before_adopt_runs },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }
