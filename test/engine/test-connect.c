@@ -629,7 +629,7 @@ on_pester (int sig)
 typedef struct
 {
   pthread_t target;
-  volatile gboolean stop;
+  gint stop;                      /* atomic */
 } Pester;
 
 /* A signal to the target every 5 ms until told to stop (bounded).  */
@@ -637,7 +637,7 @@ static gpointer
 pester (gpointer data)
 {
   Pester *p = data;
-  for (int i = 0; i < 2000 && !p->stop; i++)
+  for (int i = 0; i < 2000 && !g_atomic_int_get (&p->stop); i++)
     {
       pthread_kill (p->target, SIGUSR1);
       g_usleep (5000);
@@ -666,7 +666,7 @@ test_now_signals_keep_the_limit (void)
   NpEvent *outcome = NULL;
   NpConn *conn = connect_now_sin (&h, 1, &sin, 20, &outcome);
   gint64 took = t_now_ms () - start;
-  p.stop = TRUE;
+  g_atomic_int_set (&p.stop, TRUE);
   g_thread_join (thread);
   T_ASSERT (outcome == NULL);
   T_LE (took, 1000);
