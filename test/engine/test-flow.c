@@ -1,5 +1,5 @@
-/* test-flow.c -- flow control: pause, inbound backpressure, WRITABLE,
-   drain caps.  */
+/* test-flow.c -- flow control: pause, inbound backpressure (per
+   connection and for all together), WRITABLE, drain caps.  */
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -114,6 +114,7 @@ typedef struct
 {
   int fd;
   gsize total;
+  gsize base;             /* byte k written is pattern (base + k) */
   gsize written;          /* atomic */
 } Writer;
 
@@ -127,7 +128,7 @@ writer_thread (void *data)
     {
       gsize n = MIN (sizeof chunk, w->total - off);
       for (gsize i = 0; i < n; i++)
-        chunk[i] = pattern (off + i);
+        chunk[i] = pattern (w->base + off + i);
       t_write_all (w->fd, chunk, n);
       off += n;
       __atomic_store_n (&w->written, off, __ATOMIC_RELEASE);
@@ -326,6 +327,317 @@ test_drain_byte_cap (void)
   t_pair_close (&p);
 }
 
+/* The total bound: several connections, each fed by a writer thread of
+   its own with a pattern of its own.  */
+
+/* Reads one readiness callback may make (NP_READS_PER_WAKE in stream.c).  */
+#define READS_PER_WAKE 4
+
+enum { N_STREAMS = 8 };
+
+typedef struct
+{
+  THarness h;
+  int lfd;
+  NpConn *conns[N_STREAMS];   /* id i + 1 */
+  int peers[N_STREAMS];
+  Writer writers[N_STREAMS];
+  pthread_t threads[N_STREAMS];
+} TStreams;
+
+/* Connection id I + 1 carries pattern (stream_base (I) + k) at offset k.
+   No stream here is 16 MiB long, so no two streams share a stretch of
+   the pattern, and bytes delivered to the wrong connection show.  */
+static gsize
+stream_base (int i)
+{
+  return (gsize) (i + 1) << 24;
+}
+
+/* Open the connections one at a time, so that the Ith accepted socket is
+   the peer of id I + 1, then start every writer: EACH bytes, then EOF.  */
+static void
+streams_open (TStreams *s, const NpLimits *limits, gsize each)
+{
+  th_init (&s->h, limits);
+  guint16 port;
+  s->lfd = t_listen_tcp (AF_INET, &port);
+  for (int i = 0; i < N_STREAMS; i++)
+    {
+      s->conns[i] = th_connect_tcp (&s->h, (guint64) i + 1, "127.0.0.1",
+                                    port, AF_INET);
+      s->peers[i] = t_accept (s->lfd, WAIT_MS);
+      th_wait (&s->h, (guint64) i + 1, NP_EVENT_OPEN, WAIT_MS);
+    }
+  for (int i = 0; i < N_STREAMS; i++)
+    {
+      s->writers[i] = (Writer) { .fd = s->peers[i], .total = each,
+                                 .base = stream_base (i) };
+      pthread_create (&s->threads[i], NULL, writer_thread, &s->writers[i]);
+    }
+}
+
+/* Without draining, sample the queue every 5 ms until it holds at least
+   WANT_BYTES and WANT_HELD_BACK sockets are held back.  Every sample must
+   hold at most BOUND bytes, and none may be held back unless
+   HELD_BACK_ALLOWED.  Returns the last sample.  */
+static NpQueueStats
+streams_await (TStreams *s, gsize want_bytes, guint want_held_back,
+               gsize bound, gboolean held_back_allowed)
+{
+  NpQueueStats st;
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  for (;;)
+    {
+      np_engine_queue_stats (s->h.engine, &st);
+      T_LE (st.in_bytes, bound);
+      if (!held_back_allowed)
+        T_EQ (0, st.held_back);
+      if (st.in_bytes >= want_bytes && st.held_back >= want_held_back)
+        return st;
+      if (t_now_ms () > deadline)
+        T_FAIL ("timed out waiting for %zu bytes queued and %u held back: "
+                "in_bytes %zu, events %u, held_back %u", want_bytes,
+                want_held_back, st.in_bytes, st.events, st.held_back);
+      usleep (5000);
+    }
+}
+
+/* Check that nothing moves for 300 ms while nothing is drained: the
+   engine has stopped reading every socket.  Returns the queue then.  */
+static NpQueueStats
+streams_assert_still (TStreams *s, const NpQueueStats *before)
+{
+  usleep (300000);
+  NpQueueStats st;
+  np_engine_queue_stats (s->h.engine, &st);
+  T_EQ (before->in_bytes, st.in_bytes);
+  T_EQ (before->events, st.events);
+  T_EQ (before->held_back, st.held_back);
+  return st;
+}
+
+/* Drain to the end, checking the queue against BOUND after every drain
+   (and HELD-BACK against 0 unless HELD_BACK_ALLOWED); then check every
+   byte of every stream, that nothing is left queued or held back, and
+   close everything.  */
+static void
+streams_finish (TStreams *s, gsize bound, gboolean held_back_allowed)
+{
+  guint closed = 0;
+  guint seen = s->h.events->len;
+  gint64 deadline = t_now_ms () + 60000;
+  while (closed < N_STREAMS)
+    {
+      if (t_now_ms () > deadline)
+        {
+          g_autofree char *events = th_describe (&s->h);
+          T_FAIL ("%u of %d streams closed after 60 s; seen %s", closed,
+                  N_STREAMS, events);
+        }
+      th_pump (&s->h, 100);
+      NpQueueStats st;
+      np_engine_queue_stats (s->h.engine, &st);
+      T_LE (st.in_bytes, bound);
+      if (!held_back_allowed)
+        T_EQ (0, st.held_back);
+      for (; seen < s->h.events->len; seen++)
+        {
+          NpEvent *e = g_ptr_array_index (s->h.events, seen);
+          if (e->type == NP_EVENT_CLOSED)
+            {
+              T_EQ (0, e->code);
+              closed++;
+            }
+        }
+    }
+
+  for (int i = 0; i < N_STREAMS; i++)
+    {
+      pthread_join (s->threads[i], NULL);
+      guint64 id = (guint64) i + 1;
+      th_check_order (&s->h, id);
+      GByteArray *in = th_data (&s->h, id);
+      T_EQ (s->writers[i].total, in->len);
+      for (gsize k = 0; k < in->len; k++)
+        if (in->data[k] != pattern (stream_base (i) + k))
+          T_FAIL ("id %d, byte %zu: expected %u, got %u", i + 1, k,
+                  pattern (stream_base (i) + k), in->data[k]);
+      g_byte_array_unref (in);
+    }
+
+  /* A CLOSED is the last event of its connection and follows a read that
+     was not held back, so with all drained nothing is left anywhere.  */
+  NpQueueStats st;
+  np_engine_queue_stats (s->h.engine, &st);
+  T_EQ (0, st.in_bytes);
+  T_EQ (0, st.events);
+  T_EQ (0, st.held_back);
+
+  for (int i = 0; i < N_STREAMS; i++)
+    {
+      np_conn_close (s->conns[i]);
+      np_conn_unref (s->conns[i]);
+      close (s->peers[i]);
+    }
+  th_free (&s->h);
+  close (s->lfd);
+}
+
+/* Limits under which the total bound bites first: the total reaches
+   total_in_high long before any connection reaches its conn_in_high.  */
+static void
+total_bound_limits (NpLimits *limits)
+{
+  np_limits_init_default (limits);
+  limits->read_size = 16 * 1024;
+  limits->conn_in_high = 1024 * 1024;
+  limits->conn_in_low = 256 * 1024;
+  limits->total_in_high = 256 * 1024;
+  limits->total_in_low = 64 * 1024;
+  /* One drain takes all that is queued.  */
+  limits->drain_bytes = 256u * 1024 * 1024;
+  limits->drain_events = 100000;
+}
+
+/* Past total_in_high, the connection whose read crossed it may have made
+   the rest of its callback's reads, and each other one a single read,
+   before it is held back.  Allowing every connection a whole callback is
+   more than that, and still far below what the writers offer.  */
+static gsize
+total_bound (const NpLimits *limits)
+{
+  return limits->total_in_high
+         + N_STREAMS * limits->read_size * READS_PER_WAKE;
+}
+
+static void
+test_total_bound_holds_back (void)
+{
+  NpLimits limits;
+  total_bound_limits (&limits);
+  gsize bound = total_bound (&limits);
+  TStreams s;
+  streams_open (&s, &limits, 2u * 1024 * 1024);
+
+  /* Nothing drained: the writers offer 64 times total_in_high, so the
+     total crosses it and every socket, each one delivering, is held back
+     after its next read.  Then nothing moves.  */
+  NpQueueStats st = streams_await (&s, limits.total_in_high, N_STREAMS,
+                                   bound, TRUE);
+  st = streams_assert_still (&s, &st);
+  T_LE (st.in_bytes, bound);
+  T_EQ (N_STREAMS, st.held_back);
+
+  /* Each drain that brings the total under total_in_low resumes them
+     all: nothing lost, nothing reordered, never past the bound.  */
+  streams_finish (&s, bound, TRUE);
+}
+
+/* total_in_high 0 is no total bound at all (not a bound at 0, nor the
+   default): with every connection at its own conn_in_high, the total is
+   past the default total_in_high and nothing is held back.  */
+static void
+test_total_bound_zero_means_none (void)
+{
+  NpLimits defaults;
+  np_limits_init_default (&defaults);
+  NpLimits limits = defaults;
+  limits.read_size = 16 * 1024;
+  limits.conn_in_high = defaults.total_in_high / N_STREAMS + 1024 * 1024;
+  limits.conn_in_low = 256 * 1024;
+  limits.total_in_high = 0;
+  limits.total_in_low = 0;
+  limits.drain_bytes = 256u * 1024 * 1024;
+  limits.drain_events = 100000;
+  /* Each connection stops at most one read past its own bound.  */
+  gsize bound = N_STREAMS * (limits.conn_in_high + limits.read_size);
+  TStreams s;
+  streams_open (&s, &limits, limits.conn_in_high + 2u * 1024 * 1024);
+
+  NpQueueStats st = streams_await (&s, N_STREAMS * limits.conn_in_high, 0,
+                                   bound, FALSE);
+  T_GE (st.in_bytes, defaults.total_in_high + 1);
+  /* The per-connection bound still applies: given time, the engine reads
+     no further.  (A connection may still be a read short of its bound
+     when the total is reached, so the total need not stand still.)  */
+  usleep (300000);
+  np_engine_queue_stats (s.h.engine, &st);
+  T_LE (st.in_bytes, bound);
+  T_EQ (0, st.held_back);
+
+  /* One drain takes everything queued (one only: it resumes reading):
+     no connection passed its own bound.  */
+  guint from = s.h.events->len;
+  guint n = np_engine_drain (s.h.engine, s.h.buf);
+  for (guint k = 0; k < n; k++)
+    g_ptr_array_add (s.h.events, s.h.buf[k]);
+  for (int i = 0; i < N_STREAMS; i++)
+    {
+      gsize got = 0;
+      for (guint k = from; k < s.h.events->len; k++)
+        {
+          NpEvent *e = g_ptr_array_index (s.h.events, k);
+          if (e->id == (guint64) i + 1 && e->type == NP_EVENT_DATA)
+            got += e->len;
+        }
+      T_GE (got, limits.conn_in_high);
+      T_LE (got, limits.conn_in_high + limits.read_size);
+    }
+
+  streams_finish (&s, bound, FALSE);
+}
+
+/* The engine thread never waits on its owner: with the queue at its
+   bound, every socket held back, nothing drained and the wake pipe full,
+   a forced ring finds the pipe full and the engine goes on running
+   commands.  A sync that did not return would end the case by the
+   harness's alarm; the time asked of it here is far shorter.  */
+static void
+test_sync_while_undrained (void)
+{
+  NpLimits limits;
+  total_bound_limits (&limits);
+  gsize bound = total_bound (&limits);
+  TStreams s;
+  streams_open (&s, &limits, 2u * 1024 * 1024);
+  NpQueueStats st = streams_await (&s, limits.total_in_high, N_STREAMS,
+                                   bound, TRUE);
+
+  /* Fill the wake pipe (the engine made it non-blocking).  */
+  static const guint8 bytes[4096] = { 1 };
+  gsize filled = 0;
+  for (;;)
+    {
+      ssize_t n = write (s.h.wake[1], bytes, sizeof bytes);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          T_EQ (EAGAIN, errno);
+          break;
+        }
+      filled += (gsize) n;
+      T_LE (filled, 64u * 1024 * 1024);
+    }
+
+  for (int i = 0; i < 20; i++)
+    {
+      np_engine_ring (s.h.engine);
+      gint64 start = t_now_ms ();
+      np_engine_sync (s.h.engine);
+      T_LE (t_now_ms () - start, 2000);
+    }
+  /* Syncs drain nothing and resume nothing.  */
+  NpQueueStats after;
+  np_engine_queue_stats (s.h.engine, &after);
+  T_EQ (st.in_bytes, after.in_bytes);
+  T_EQ (N_STREAMS, after.held_back);
+  T_EQ (0, th_data_len (&s.h, 1));
+
+  streams_finish (&s, bound, TRUE);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -336,6 +648,9 @@ main (int argc, char **argv)
     { "flow/writable-after-out-high", test_writable_after_out_high },
     { "flow/capped-drain-rerings", test_capped_drain_rerings },
     { "flow/drain-byte-cap", test_drain_byte_cap },
+    { "flow/total-bound-holds-back", test_total_bound_holds_back },
+    { "flow/total-bound-zero-means-none", test_total_bound_zero_means_none },
+    { "flow/sync-while-undrained", test_sync_while_undrained },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }
