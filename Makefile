@@ -69,8 +69,13 @@ check: deps
 check-engine: $(ENGINE_TEST_BINS)
 	@test/run-engine-tests.sh $(ENGINE_TEST_BINS)
 
-check-lisp: all
+check-lisp: all build/sockopt-peek
 	@test/run-lisp-tests.sh
+
+# Reads the socket options of another process's socket, for the ERT suite.
+build/sockopt-peek: test/sockopt-peek.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -o $@ $<
 
 sanitize: deps
 	@test/run-sanitized.sh

@@ -19,7 +19,7 @@
 (require 'netproc-server)
 
 (declare-function netproc--connect "netproc-module"
-                  (id family host port path remote now))
+                  (id family host port path remote now options))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--service-port "netproc-module" (name))
 (declare-function netproc--strerror "netproc-module" (code))
@@ -36,10 +36,64 @@
   (when (and (plist-get args :server) (plist-get args :nowait))
     (error "`:server' is incompatible with `:nowait'")))
 
+(defun netproc--option-pairs (args)
+  "Return the network options of the argument list ARGS, in order.
+The value is a vector [OPTION VALUE ...] of the pairs Emacs acts on when
+it makes the socket: each network option, duplicates included, and each
+pair whose key is not a symbol (Emacs signals for it there).  A trailing
+key without a value has the value nil."
+  (let (pairs)
+    (while args
+      (let ((key (car args)))
+        (when (or (not (symbolp key)) (memq key netproc--network-options))
+          (push key pairs)
+          (push (cadr args) pairs)))
+      (setq args (cddr args)))
+    (vconcat (nreverse pairs))))
+
+(defun netproc--option-error (option value)
+  "Return the error Emacs signals for network OPTION with VALUE, or nil.
+The value is (ERROR-SYMBOL . DATA), for a non-symbol OPTION or a VALUE
+that OPTION does not take."
+  (cond ((not (symbolp option)) (list 'wrong-type-argument 'symbolp option))
+        ((or (and (eq option :priority)
+                  (not (and (integerp value)
+                            (<= -2147483648 value 2147483647))))
+             (and (eq option :bindtodevice) value (not (stringp value))))
+         (list 'error (format "Bad option value for %s" option)))))
+
+(defun netproc--file-error-symbol (code)
+  "Return the symbol of a file error with errno CODE, as Emacs picks it."
+  (pcase code
+    (2 'file-missing)                     ; ENOENT
+    (13 'permission-denied)               ; EACCES
+    (17 'file-already-exists)             ; EEXIST
+    (_ 'file-error)))
+
+(defun netproc--option-failure (pairs index code)
+  "Return the error for option INDEX of PAIRS, which failed with errno CODE.
+PAIRS is what `netproc--option-pairs' made; the value is (SYMBOL . DATA)."
+  (let ((option (aref pairs (* 2 index)))
+        (value (aref pairs (1+ (* 2 index)))))
+    (or (netproc--option-error option value)
+        (list (netproc--file-error-symbol code) "Cannot set network option"
+              (netproc--strerror code) option value))))
+
+(defun netproc--check-option-values (st)
+  "Signal as Emacs does if a network option of ST has a bad value.
+For a :nowait connect, whose options are applied on the engine thread:
+Emacs finds such a value inside its event loop, where it crashes."
+  (let ((pairs (netproc--st-options st)))
+    (dotimes (i (/ (length pairs) 2))
+      (let ((err (netproc--option-error (aref pairs (* 2 i))
+                                        (aref pairs (1+ (* 2 i))))))
+        (when err
+          (netproc--forget (netproc--st-proc st))
+          (signal (car err) (cdr err)))))))
+
 (defun netproc--check-supported (args target)
   "Refuse what netproc cannot do yet, where Emacs would make the socket.
-ARGS are the arguments, TARGET what `netproc--target' made of them.
-Of the network options, servers take :reuseaddr already."
+ARGS are the arguments, TARGET what `netproc--target' made of them."
   (let ((type (plist-get args :type)))
     (when (and (eq type 'seqpacket)
                (not (eq (plist-get target :family) 'local)))
@@ -50,11 +104,7 @@ Of the network options, servers take :reuseaddr already."
                       "make client process failed")
                     (cons "Socket type not supported" args))))
     (when type
-      (error "netproc does not support :type %s yet" type)))
-  (dolist (option netproc--network-options)
-    (when (and (plist-member args option)
-               (not (and (eq option :reuseaddr) (plist-get args :server))))
-      (error "netproc does not support the network option %s yet" option))))
+      (error "netproc does not support :type %s yet" type))))
 
 (defun netproc--address-form-p (address)
   "Non-nil if ADDRESS has one of the forms Emacs takes for an address.
@@ -225,6 +275,7 @@ as nil too, but crashes when it later adds :remote to such a list)."
                    args buffer (plist-get target :host)
                    (plist-get args :service))))
       (setf (netproc--st-contact st) (netproc--contact-plist args target)
+            (netproc--st-options st) (netproc--option-pairs args)
             (netproc--st-buffer st) buffer
             (netproc--st-mark st) (make-marker)
             (netproc--st-plist st) plist
@@ -277,7 +328,7 @@ the engine's event would have been."
                    (plist-get target :host)
                    (plist-get target :port)
                    (plist-get target :path)
-                   remote now)))
+                   remote now (netproc--st-options st))))
       (if (not (vectorp result))
           (setf (netproc--st-conn st) result)
         (setf (netproc--st-conn st) (aref result 0)
@@ -319,13 +370,20 @@ A quit cancels the connect."
         (netproc--forget proc)))
     (when (eq (netproc--st-status st) 'failed)
       (netproc--forget proc)
-      (pcase-let ((`(,code ,message ,resolve-p) (netproc--st-failure st)))
-        (if resolve-p
-            (error "%s/%s %s" (netproc--st-host st)
-                   (netproc--st-portstring st) message)
+      (pcase-let ((`(,code ,message ,resolve-p ,_ ,_ ,option)
+                   (netproc--st-failure st)))
+        (cond
+         (option
+          (let ((err (netproc--option-failure (netproc--st-options st)
+                                              option code)))
+            (signal (car err) (cdr err))))
+         (resolve-p
+          (error "%s/%s %s" (netproc--st-host st)
+                 (netproc--st-portstring st) message))
+         (t
           (signal (if (eql code netproc--enoent) 'file-missing 'file-error)
                   (cons "make client process failed"
-                        (cons message (netproc--st-contact st)))))))))
+                        (cons message (netproc--st-contact st))))))))))
 
 (defun netproc--check-coding-after-connect (st args)
   "Check :coding of ARGS once ST is connected, where Emacs checks it."
@@ -356,21 +414,24 @@ A quit cancels the connect."
     (let ((st (netproc--setup args target)))
       (cond
        (lookup-error (netproc--fail-lookup st lookup-error))
-       ((and (netproc--st-nowait st) (plist-get target :path)
-             (not (file-exists-p (plist-get target :path))))
-        ;; Emacs connects a Unix socket at once even with :nowait, and a
-        ;; missing path makes the status `file-missing' before it returns.
-        (netproc--on-failed
-         (netproc--st-proc st) st
-         (list netproc--enoent (netproc--strerror netproc--enoent) nil)))
        ((plist-get args :server)
         (netproc--start-server st args target)
         (netproc--check-coding-after-connect st args))
+       ((netproc--st-nowait st)
+        (netproc--check-option-values st)
+        (if (and (plist-get target :path)
+                 (not (file-exists-p (plist-get target :path))))
+            ;; Emacs connects a Unix socket at once even with :nowait,
+            ;; and a missing path makes the status `file-missing' before
+            ;; it returns.
+            (netproc--on-failed
+             (netproc--st-proc st) st
+             (list netproc--enoent (netproc--strerror netproc--enoent) nil))
+          (netproc--start-connect st target)))
        (t
         (netproc--start-connect st target)
-        (unless (netproc--st-nowait st)
-          (netproc--await-connect st)
-          (netproc--check-coding-after-connect st args))))
+        (netproc--await-connect st)
+        (netproc--check-coding-after-connect st args)))
       (netproc--st-proc st))))
 
 (provide 'netproc-make)

@@ -35,6 +35,7 @@
   (filter 'internal-default-process-filter)
   (sentinel 'internal-default-process-sentinel)
   plist contact
+  options                 ; [OPTION VALUE ...] applied at creation
   decode encode
   (carry "")              ; undecoded tail of the last read
   (query t)

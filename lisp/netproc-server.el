@@ -18,7 +18,8 @@
 (require 'netproc-io)
 
 (declare-function netproc--listen "netproc-module"
-                  (id address backlog reuseaddr))
+                  (id address backlog reuseaddr options))
+(declare-function netproc--option-failure "netproc-make" (pairs index code))
 
 (defvar netproc--accept-count 0
   "Connections accepted so far; Unix socket connections are named by it.")
@@ -45,12 +46,15 @@ TARGET is what `netproc--target' made of the arguments."
         (aset address (1- (length address)) (plist-get target :port))
         address)))))
 
-(defun netproc--listen-error (failure contact)
-  "Signal Emacs's error for FAILURE, a [STEP ERRNO MESSAGE] from the module.
-CONTACT is the server's contact plist."
-  (pcase-let ((`[,step ,code ,message] failure))
+(defun netproc--listen-error (failure contact options)
+  "Signal Emacs's error for FAILURE, a [STEP ERRNO MESSAGE INDEX] from the module.
+CONTACT is the server's contact plist, OPTIONS its network options as
+`netproc--option-pairs' gives them."
+  (pcase-let ((`[,step ,code ,message ,index] failure))
     (let ((symbol (if (eql code netproc--enoent) 'file-missing 'file-error)))
       (pcase step
+        ('option (let ((err (netproc--option-failure options index code)))
+                   (signal (car err) (cdr err))))
         ('bind (signal symbol (list "Cannot bind server socket" message)))
         ('listen (signal symbol (list "Cannot listen on server socket" message)))
         ('reuseaddr (signal symbol (list "Cannot set reuse option on server socket"
@@ -63,17 +67,18 @@ CONTACT is the server's contact plist."
   (let* ((proc (netproc--st-proc st))
          (server (plist-get args :server))
          (backlog (if (integerp server) server 5))
-         (reuse (and (plist-member args :reuseaddr)
-                     (if (plist-get args :reuseaddr) 1 0)))
          (address (netproc--server-address target))
+         ;; :reuseaddr is one of the options: given, it replaces the
+         ;; default, as in Emacs.
          (result (condition-case err
                      (netproc--listen (netproc--rec-id proc) address
-                                      backlog reuse)
+                                      backlog nil (netproc--st-options st))
                    (error (netproc--forget proc)
                           (signal (car err) (cdr err))))))
     (when (vectorp result)
       (netproc--forget proc)
-      (netproc--listen-error result (netproc--st-contact st)))
+      (netproc--listen-error result (netproc--st-contact st)
+                             (netproc--st-options st)))
     (let ((bound (cdr result)))
       (setf (netproc--st-conn st) (car result)
             (netproc--st-status st) 'listen

@@ -38,6 +38,8 @@
 (declare-function netproc--queued "netproc-module" (conn))
 (declare-function netproc--shutdown-write "netproc-module" (conn))
 (declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--set-option "netproc-module" (conn option value))
+(declare-function netproc--strerror "netproc-module" (code))
 
 (netproc--load-module)
 
@@ -87,9 +89,25 @@ contact plist):
 :sentinel SENTINEL -- called with the netproc and a message when its
   status changes.
 :plist PLIST -- the initial `netproc-plist'.
+:server BOOL -- listen instead of connecting (an integer is the backlog);
+  see `make-network-process'.
 
-Servers, :type `datagram' and `seqpacket', network options and TLS are
-not supported yet and signal an error."
+Network options, set on the socket before it connects or binds, in the
+order given (see also `set-netproc-option'):
+
+:bindtodevice DEVICE -- a network interface name, or nil for none.
+:broadcast BOOL, :dontroute BOOL, :keepalive BOOL, :oobinline BOOL,
+:reuseaddr BOOL -- on for any non-nil value (0 included).  Servers on
+  IPv4 and IPv6 have :reuseaddr on unless it is given.
+:linger LINGER -- an integer: linger that many seconds on close; nil:
+  off; any other value: on, zero seconds.
+:priority PRIORITY -- an integer, the socket's priority.
+
+A bad value signals an error, as does a value the system refuses
+\(`file-error' \"Cannot set network option\").
+
+:type `datagram' and `seqpacket' and TLS are not supported yet and
+signal an error."
   (and args (netproc--make args)))
 
 ;;; Sending
@@ -524,11 +542,58 @@ Like Emacs, wait first while NETPROC is still connecting."
   (netproc--await-socket (netproc--st netproc))
   nil)
 
-(defun set-netproc-option (netproc option value &optional _no-error)
-  "Set the network OPTION of NETPROC to VALUE.
-Not supported yet: this signals an error."
-  (netproc--st netproc)
-  (error "netproc does not support setting %s to %S yet" option value))
+(defun set-netproc-option (netproc option value &optional no-error)
+  "Set the network OPTION of NETPROC to VALUE, as `set-network-process-option'.
+OPTION is one of the options `netproc-make-network-process' takes
+\(:keepalive, :linger, ...).  Return t, and record VALUE in NETPROC's
+contact.  An unknown OPTION signals an error, or with NO-ERROR non-nil
+returns nil; a bad VALUE signals either way.  NETPROC may be a server.
+While NETPROC is still connecting (:nowait), this waits for it."
+  (let ((st (netproc--st netproc)))
+    (netproc--await-socket st)
+    (unless (memq (netproc--st-status st) '(open listen))
+      (error "Process is not running"))
+    (unless (symbolp option)
+      (signal 'wrong-type-argument (list 'symbolp option)))
+    (if (not (memq option netproc--network-options))
+        (unless no-error
+          (error "Unknown or unsupported option"))
+      (let ((bad (netproc--option-error option value)))
+        (when bad
+          (signal (car bad) (cdr bad))))
+      ;; -1: the engine has let go of the socket (the peer closed it, and
+      ;; the event saying so is still on its way).  Emacs, which has not
+      ;; read the end yet either, sets the option on a socket that is
+      ;; about to go: t all the same.
+      (let ((code (netproc--set-option (netproc--st-conn st) option value)))
+        (when (> code 0)
+          (signal (netproc--file-error-symbol code)
+                  (list "Cannot set network option" (netproc--strerror code)
+                        option value))))
+      (netproc--contact-put st option value)
+      t)))
+
+;;; Features
+
+(defconst netproc--subfeatures
+  '(:reuseaddr :priority :oobinline :linger :keepalive :dontroute
+    :broadcast :bindtodevice
+    (:server t) (:service t) (:family ipv6) (:family ipv4) (:family local)
+    (:nowait t))
+  "What `netproc-make-network-process' supports, as `featurep' asks it.
+The same list as Emacs's for `make-network-process', without the socket
+types netproc does not support yet: (:type datagram), (:type seqpacket).")
+
+(provide 'netproc-make-network-process netproc--subfeatures)
+
+(defun netproc-featurep (&optional subfeature)
+  "Return t if `netproc-make-network-process' supports SUBFEATURE.
+The twin of (featurep \='make-network-process SUBFEATURE): SUBFEATURE is
+a network option keyword such as :keepalive, or a list such as
+\(:nowait t), (:family local) or (:type datagram); nil asks whether
+netproc is there at all.  The same answer comes from
+\(featurep \='netproc-make-network-process SUBFEATURE)."
+  (featurep 'netproc-make-network-process subfeature))
 
 ;;; Buffers and exiting
 

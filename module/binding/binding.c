@@ -260,11 +260,12 @@ literal_address (const char *host, int family, guint16 port,
    engine takes over and Emacs waits for it (where C-g works).  */
 #define CONNECT_NOW_MS 20
 
-/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW).  Without NOW,
-   start connecting and return the handle; events follow.  With NOW, a
-   numeric address or a socket path is connected at once: the result is
-   then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE nil for
-   FAILED), or the handle alone if the connect is still going.  */
+/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS).
+   Without NOW, start connecting and return the handle; events follow.
+   With NOW, a numeric address or a socket path is connected at once: the
+   result is then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE
+   nil for FAILED), or the handle alone if the connect is still going.
+   OPTIONS, nil or [OPTION VALUE ...], go on each socket made.  */
 static emacs_value
 Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -281,6 +282,11 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   NpConnectSpec spec = { 0 };
   if (!family_arg (env, args[1], &spec.family))
     return np_sym.nil;
+  g_autofree NpSockopt *options
+    = np_lisp_to_sockopts (env, args[7], &spec.n_options);
+  if (np_pending (env))
+    return np_sym.nil;
+  spec.options = options;
 
   g_autofree char *host = NULL;
   g_autofree char *path = NULL;
@@ -342,11 +348,13 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->funcall (env, np_sym.vector, 3, items);
 }
 
-/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR): bind and listen now.
-   Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE] when a step
-   failed, STEP being socket, reuseaddr, bind or listen: the Lisp side
-   words the error as Emacs does.  REUSEADDR is nil (the default for the
-   family), or 0 or 1.  */
+/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR OPTIONS): bind and
+   listen now.  Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE
+   INDEX] when a step failed, STEP being socket, option, reuseaddr, bind
+   or listen, INDEX the failed option's (for option): the Lisp side words
+   the error as Emacs does.  REUSEADDR is nil (the default for the
+   family, unless OPTIONS sets it), or 0 or 1.  OPTIONS is nil or
+   [OPTION VALUE ...].  */
 static emacs_value
 Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -370,33 +378,44 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   if (env->is_not_nil (env, args[3]) && !integer_arg (env, args[3], &reuse))
     return np_sym.nil;
 
+  guint n_options = 0;
+  g_autofree NpSockopt *options
+    = np_lisp_to_sockopts (env, args[4], &n_options);
+  if (np_pending (env))
+    return np_sym.nil;
+
   NpListenSpec spec = {
     .address = (struct sockaddr *) &address,
     .address_len = address_len,
     .backlog = (int) CLAMP (backlog, G_MININT, G_MAXINT),
     .reuseaddr = reuse < 0 ? -1 : reuse != 0,
+    .options = options,
+    .n_options = n_options,
   };
   struct sockaddr_storage bound;
   socklen_t bound_len = 0;
   int err = 0;
   NpListenStep step = NP_LISTEN_SOCKET;
+  guint failed = 0;
   NpConn *conn = np_engine_listen (engine, (guint64) id, &spec, &bound,
-                                   &bound_len, &err, &step);
+                                   &bound_len, &err, &step, &failed);
   if (!conn)
     {
       static const char *const steps[] = {
         [NP_LISTEN_SOCKET] = "socket",
+        [NP_LISTEN_OPTION] = "option",
         [NP_LISTEN_REUSEADDR] = "reuseaddr",
         [NP_LISTEN_BIND] = "bind",
         [NP_LISTEN_LISTEN] = "listen",
       };
       const char *text = g_strerror (err);
-      emacs_value items[3] = {
+      emacs_value items[4] = {
         env->intern (env, steps[step]),
         env->make_integer (env, err),
         env->make_string (env, text, strlen (text)),
+        env->make_integer (env, failed),
       };
-      return env->funcall (env, np_sym.vector, 3, items);
+      return env->funcall (env, np_sym.vector, 4, items);
     }
   emacs_value pair[2] = {
     make_handle (env, conn),
@@ -465,6 +484,26 @@ Fset_paused (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return np_sym.nil;
 }
 
+/* (netproc--set-option CONN OPTION VALUE): set a network option on the
+   socket, on the engine thread.  Return 0, the errno of the failure, or
+   -1 when the connection has no socket.  OPTION must be one of the eight
+   and VALUE one it takes: the Lisp side checks both first, as Emacs does,
+   and this only refuses what it cannot convert.  */
+static emacs_value
+Fset_option (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = conn_arg (env, args[0]);
+  if (!conn)
+    return np_pending (env) ? np_sym.nil : env->make_integer (env, -1);
+  NpSockopt option;
+  if (!np_lisp_to_sockopt (env, args[1], args[2], &option))
+    return np_sym.nil;
+  if (option.name == NP_SOCKOPT_INVALID)
+    return np_error (env, "Bad network option or value");
+  return env->make_integer (env, np_conn_set_option (conn, &option));
+}
+
 static emacs_value
 Fclose (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -499,7 +538,7 @@ event_payload (emacs_env *env, NpEvent *ev)
     case NP_EVENT_FAILED:
       {
         const char *msg = ev->message ? ev->message : g_strerror (ev->code);
-        emacs_value items[5] = {
+        emacs_value items[6] = {
           env->make_integer (env, ev->code),
           env->make_string (env, msg, strlen (msg)),
           ev->resolve_error ? np_sym.t : np_sym.nil,
@@ -507,8 +546,10 @@ event_payload (emacs_env *env, NpEvent *ev)
                                ev->local_len),
           np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
                                ev->remote_len),
+          ev->option_failed ? env->make_integer (env, ev->option_index)
+                            : np_sym.nil,
         };
-        return env->funcall (env, np_sym.list, 5, items);
+        return env->funcall (env, np_sym.list, 6, items);
       }
     case NP_EVENT_CLOSED:
     case NP_EVENT_ACCEPT_FAILED:
@@ -662,6 +703,14 @@ intern_symbols (emacs_env *env)
   np_sym.ipv4 = global_symbol (env, "ipv4");
   np_sym.ipv6 = global_symbol (env, "ipv6");
   np_sym.local = global_symbol (env, "local");
+  np_sym.kw_bindtodevice = global_symbol (env, ":bindtodevice");
+  np_sym.kw_broadcast = global_symbol (env, ":broadcast");
+  np_sym.kw_dontroute = global_symbol (env, ":dontroute");
+  np_sym.kw_keepalive = global_symbol (env, ":keepalive");
+  np_sym.kw_linger = global_symbol (env, ":linger");
+  np_sym.kw_oobinline = global_symbol (env, ":oobinline");
+  np_sym.kw_priority = global_symbol (env, ":priority");
+  np_sym.kw_reuseaddr = global_symbol (env, ":reuseaddr");
   np_sym.cons = global_symbol (env, "cons");
   np_sym.list = global_symbol (env, "list");
   np_sym.vector = global_symbol (env, "vector");
@@ -690,13 +739,17 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Stop the engine: join its thread and close every socket.");
   defun (env, "netproc--running-p", 0, Frunning_p,
          "Return t when the engine is running.");
-  defun (env, "netproc--connect", 7, Fconnect,
-         "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW.\n"
+  defun (env, "netproc--connect", 8, Fconnect,
+         "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS.\n"
          "Return the connection's handle; with NOW, connect a numeric\n"
-         "address at once and return [HANDLE TYPE PAYLOAD] if it settled.");
-  defun (env, "netproc--listen", 4, Flisten,
-         "Listen: ID ADDRESS BACKLOG REUSEADDR.\n"
-         "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE].");
+         "address at once and return [HANDLE TYPE PAYLOAD] if it settled.\n"
+         "OPTIONS is nil or [OPTION VALUE ...], for each socket made.");
+  defun (env, "netproc--listen", 5, Flisten,
+         "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS.\n"
+         "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE INDEX].");
+  defun (env, "netproc--set-option", 3, Fset_option,
+         "Set network OPTION to VALUE on CONN's socket.\n"
+         "Return 0, the errno of a failure, or -1 without a socket.");
   defun (env, "netproc--send", 2, Fsend,
          "Queue the unibyte STRING on CONN; return the bytes queued.");
   defun (env, "netproc--queued", 1, Fqueued,

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "engine.h"
+
 /* Symbols interned once at load time; global references, so they outlive
    the env they were made in.  */
 typedef struct
@@ -19,6 +21,9 @@ typedef struct
   /* What `type-of' answers.  */
   emacs_value type_string, type_vector, type_integer;
   emacs_value ipv4, ipv6, local;
+  /* The network options.  */
+  emacs_value kw_bindtodevice, kw_broadcast, kw_dontroute, kw_keepalive;
+  emacs_value kw_linger, kw_oobinline, kw_priority, kw_reuseaddr;
   /* Functions.  */
   emacs_value cons, list, vector;
 } NpSyms;
@@ -38,5 +43,17 @@ bool np_lisp_to_sockaddr (emacs_env *env, emacs_value address,
                           struct sockaddr_storage *out, socklen_t *out_len);
 emacs_value np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
                                  socklen_t len);
+
+/* Network options.  lisp-sockopt.c.  */
+/* OPTION and VALUE as an NpSockopt into OUT: NP_SOCKOPT_INVALID for a
+   pair Emacs refuses when it applies it, and also for an OPTION that is
+   no network option.  False only with a non-local exit pending.  */
+bool np_lisp_to_sockopt (emacs_env *env, emacs_value option,
+                         emacs_value value, NpSockopt *out);
+/* PAIRS, nil or a vector [OPTION VALUE ...], as an array to g_free
+   (NULL when empty) of *N_OUT options.  NULL with a non-local exit
+   pending when PAIRS is malformed.  */
+NpSockopt *np_lisp_to_sockopts (emacs_env *env, emacs_value pairs,
+                                guint *n_out);
 
 #endif /* NETPROC_BINDING_H */

@@ -34,6 +34,7 @@ typedef enum
   NP_CMD_CLOSE,
   NP_CMD_RING,            /* a capped drain left events behind */
   NP_CMD_SYNC,            /* nothing: np_engine_sync() waits for it */
+  NP_CMD_SET_OPTION,      /* np_conn_set_option() waits for it */
   NP_CMD_STOP,
 } NpCommandType;
 
@@ -72,6 +73,8 @@ struct NpConn
   char *path;
   struct sockaddr_storage remote;
   socklen_t remote_len;
+  NpSockopt *options;             /* for each socket made */
+  guint n_options;
 
   /* Guarded by engine->event_lock.  */
   gboolean user_closed;           /* no event may be queued any more */
@@ -158,6 +161,8 @@ void np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
                       gboolean flag);
 void np__engine_post_and_wait (NpEngine *engine, NpCommandType type,
                                NpConn *conn, gboolean flag);
+int np__engine_set_option (NpEngine *engine, NpConn *conn,
+                           const NpSockopt *option);
 void np__engine_register (NpEngine *engine, NpConn *conn);
 void np__engine_unregister (NpEngine *engine, NpConn *conn);
 
@@ -199,6 +204,16 @@ void np__listen_ready (NpConn *listener);
 void np__fd_raise_limit (void);
 int np__fd_socket (int family, int type, int *err);
 int np__fd_place (int fd);
+
+/* sockopt.c */
+/* Applies OPTIONS in order; returns 0, or the errno of the first that
+   failed, with its index in *FAILED.  */
+int np__sockopt_apply (int fd, const NpSockopt *options, guint n_options,
+                       guint *failed);
+gboolean np__sockopt_has (const NpSockopt *options, guint n_options,
+                          NpSockoptName name);
+/* Engine thread.  Returns 0, an errno, or -1 when CONN has no socket.  */
+int np__sockopt_set_conn (NpConn *conn, const NpSockopt *option);
 
 /* address.c */
 gboolean np__address_unix (const char *path, struct sockaddr_storage *ss,

@@ -35,6 +35,8 @@ typedef struct
   NpConn *conn;           /* owned reference, or NULL */
   gboolean flag;
   NpDone *done;           /* the waiter's, or NULL */
+  NpSockopt option;       /* SET_OPTION: what to set ... */
+  int *result;            /* ... and where its outcome goes */
 } NpCommand;
 
 /* How long np_engine_free waits for cancelled lookups to report back
@@ -73,24 +75,28 @@ command_free (NpCommand *cmd)
   g_free (cmd);
 }
 
-/* Posting never blocks beyond the short queue lock, so any thread may do
-   it, including a finalizer running inside Emacs's garbage collection.  */
-static void
-post (NpEngine *engine, NpCommandType type, NpConn *conn, gboolean flag,
-      NpDone *done)
+static NpCommand *
+command_new (NpCommandType type, NpConn *conn, gboolean flag, NpDone *done)
 {
   NpCommand *cmd = g_new0 (NpCommand, 1);
   cmd->type = type;
   cmd->conn = conn ? np_conn_ref (conn) : NULL;
   cmd->flag = flag;
   cmd->done = done;
+  return cmd;
+}
 
+/* Posting never blocks beyond the short queue lock, so any thread may do
+   it, including a finalizer running inside Emacs's garbage collection.  */
+static void
+submit (NpEngine *engine, NpCommand *cmd)
+{
   pthread_mutex_lock (&engine->cmd_lock);
   gboolean refused = engine->cmd_closed;
   if (!refused)
     {
       g_queue_push_tail (&engine->commands, cmd);
-      if (type == NP_CMD_STOP)
+      if (cmd->type == NP_CMD_STOP)
         engine->cmd_closed = TRUE;
     }
   pthread_mutex_unlock (&engine->cmd_lock);
@@ -102,6 +108,31 @@ post (NpEngine *engine, NpCommandType type, NpConn *conn, gboolean flag,
     }
   /* Thread-safe, and wakes the engine's poll if it sleeps.  */
   g_source_set_ready_time (engine->cmd_source, 0);
+}
+
+static void
+post (NpEngine *engine, NpCommandType type, NpConn *conn, gboolean flag,
+      NpDone *done)
+{
+  submit (engine, command_new (type, conn, flag, done));
+}
+
+/* Submit CMD, whose DONE is the caller's, and return once the engine
+   thread has run it (or refused it: the engine stopping).  */
+static void
+submit_and_wait (NpEngine *engine, NpCommand *cmd, NpDone *done)
+{
+  pthread_mutex_init (&done->lock, NULL);
+  pthread_cond_init (&done->cond, NULL);
+  done->done = FALSE;
+  cmd->done = done;
+  submit (engine, cmd);
+  pthread_mutex_lock (&done->lock);
+  while (!done->done)
+    pthread_cond_wait (&done->cond, &done->lock);
+  pthread_mutex_unlock (&done->lock);
+  pthread_cond_destroy (&done->cond);
+  pthread_mutex_destroy (&done->lock);
 }
 
 void
@@ -118,16 +149,25 @@ void
 np__engine_post_and_wait (NpEngine *engine, NpCommandType type,
                           NpConn *conn, gboolean flag)
 {
-  NpDone done = { .done = FALSE };
-  pthread_mutex_init (&done.lock, NULL);
-  pthread_cond_init (&done.cond, NULL);
-  post (engine, type, conn, flag, &done);
-  pthread_mutex_lock (&done.lock);
-  while (!done.done)
-    pthread_cond_wait (&done.cond, &done.lock);
-  pthread_mutex_unlock (&done.lock);
-  pthread_cond_destroy (&done.cond);
-  pthread_mutex_destroy (&done.lock);
+  NpDone done;
+  submit_and_wait (engine, command_new (type, conn, flag, NULL), &done);
+}
+
+/* np_conn_set_option(): the socket is the engine thread's, so the
+   setsockopt runs there.  RESULT stays -1 when the command never ran or
+   found no socket; the engine thread writes it before it signals DONE,
+   whose lock orders the write before our read.  */
+int
+np__engine_set_option (NpEngine *engine, NpConn *conn,
+                       const NpSockopt *option)
+{
+  int result = -1;
+  NpDone done;
+  NpCommand *cmd = command_new (NP_CMD_SET_OPTION, conn, FALSE, NULL);
+  cmd->option = *option;
+  cmd->result = &result;
+  submit_and_wait (engine, cmd, &done);
+  return result;
 }
 
 void
@@ -204,6 +244,9 @@ run_command (NpEngine *engine, NpCommand *cmd)
       np__channel_ring (engine, cmd->flag);
       break;
     case NP_CMD_SYNC:
+      break;
+    case NP_CMD_SET_OPTION:
+      *cmd->result = np__sockopt_set_conn (conn, &cmd->option);
       break;
     case NP_CMD_STOP:
       engine_stop (engine);

@@ -35,7 +35,9 @@ typedef enum
      address tried, MESSAGE its text.  When name resolution failed,
      RESOLVE_ERROR is TRUE, CODE is 0 and MESSAGE is the resolver's text as
      gai_strerror() words it ("Name or service not known").  When an
-     address was tried, LOCAL and REMOTE hold the last attempt's.  */
+     address was tried, LOCAL and REMOTE hold the last attempt's.
+     When a socket option could not be set (see NpSockopt), OPTION_FAILED
+     is TRUE and OPTION_INDEX says which; no other address was tried.  */
   NP_EVENT_FAILED = 3,
   /* The connection ended without np_conn_close(): CODE 0 for an orderly
      end of file from the peer, else the errno of the failed read or write
@@ -68,11 +70,50 @@ typedef struct
   char *message;          /* FAILED and CLOSED (may be NULL), owned */
   struct sockaddr_storage local, remote;  /* OPEN, FAILED */
   socklen_t local_len, remote_len;
+  gboolean option_failed; /* FAILED only: see NP_EVENT_FAILED */
+  guint option_index;
   NpConn *accepted;       /* ACCEPTED only */
   guint64 accepted_id;    /* ACCEPTED only */
   gsize len;              /* DATA only */
   guint8 data[];          /* DATA only: LEN bytes */
 } NpEvent;
+
+/* A socket option, as `make-network-process' sets it: every one is a
+   SOL_SOCKET option.  A list of them is applied in order to each socket
+   made, before bind or connect; the first that fails fails the whole
+   connect or listen, with no other address tried, as in Emacs.  */
+typedef enum
+{
+  /* A value Emacs refuses (a non-integer :priority, ...): applying it
+     fails with EINVAL, at its place in the list, which is where Emacs
+     signals.  A zeroed NpSockopt is this.  */
+  NP_SOCKOPT_INVALID = 0,
+  NP_SOCKOPT_BINDTODEVICE,
+  NP_SOCKOPT_BROADCAST,
+  NP_SOCKOPT_DONTROUTE,
+  NP_SOCKOPT_KEEPALIVE,
+  NP_SOCKOPT_LINGER,
+  NP_SOCKOPT_OOBINLINE,
+  NP_SOCKOPT_PRIORITY,
+  NP_SOCKOPT_REUSEADDR,
+} NpSockoptName;
+
+/* The device buffer SO_BINDTODEVICE gets: IFNAMSIZ bytes, zero-padded.  */
+#define NP_SOCKOPT_DEVICE_SIZE 16
+
+typedef struct
+{
+  NpSockoptName name;
+  int value;              /* 0 or 1; PRIORITY's value; LINGER's l_linger */
+  int linger_on;          /* LINGER's l_onoff */
+  /* BINDTODEVICE: the name, cut to the buffer; all zero unbinds.  */
+  char device[NP_SOCKOPT_DEVICE_SIZE];
+} NpSockopt;
+
+/* Set OPTION on FD now, on the caller's thread.  Returns 0 or an errno
+   (EINVAL for NP_SOCKOPT_INVALID).  For sockets of the caller's own; a
+   connection's socket belongs to the engine: see np_conn_set_option().  */
+int np_sockopt_set (int fd, const NpSockopt *option);
 
 /* What to connect to.  Exactly one of HOST, PATH and REMOTE is set.  */
 typedef struct
@@ -83,6 +124,8 @@ typedef struct
   const char *path;       /* AF_UNIX socket path */
   const struct sockaddr *remote;   /* an explicit address */
   socklen_t remote_len;
+  const NpSockopt *options;        /* applied to each socket made; copied */
+  guint n_options;
 } NpConnectSpec;
 
 /* Limits that shape flow control; all in bytes.  */
@@ -158,13 +201,18 @@ typedef struct
   const struct sockaddr *address;  /* to bind; port 0 picks a free one */
   socklen_t address_len;
   int backlog;
-  int reuseaddr;          /* -1: on for inet, off for Unix; 0 or 1: as said */
+  /* -1: SO_REUSEADDR on for inet and left alone for Unix, as Emacs does,
+     unless OPTIONS has an NP_SOCKOPT_REUSEADDR; 0 or 1: set as said.  */
+  int reuseaddr;
+  const NpSockopt *options;        /* applied in order before REUSEADDR */
+  guint n_options;
 } NpListenSpec;
 
 /* Which step of making a listener failed.  */
 typedef enum
 {
   NP_LISTEN_SOCKET,
+  NP_LISTEN_OPTION,       /* one of OPTIONS: *OPTION says which */
   NP_LISTEN_REUSEADDR,
   NP_LISTEN_BIND,
   NP_LISTEN_LISTEN,
@@ -174,14 +222,15 @@ typedef enum
    bound address are known when this returns, then let the engine accept
    (unless paused with np_conn_set_paused, which holds clients in the
    backlog).  BOUND gets the address bound.  On failure return NULL and
-   set *ERR (an errno) and *STEP.  Unix socket files are never removed,
+   set *ERR (an errno), *STEP and, for NP_LISTEN_OPTION, *OPTION (the
+   index in SPEC's options; OPTION may be NULL).  Unix socket files are never removed,
    neither stale ones before binding nor the listener's own on close.
    np_conn_close closes the listener; its accepted connections go on.  */
 NpConn *np_engine_listen (NpEngine *engine, guint64 id,
                           const NpListenSpec *spec,
                           struct sockaddr_storage *bound,
                           socklen_t *bound_len, int *err,
-                          NpListenStep *step);
+                          NpListenStep *step, guint *option);
 
 NpConn *np_conn_ref (NpConn *conn);
 void np_conn_unref (NpConn *conn);
@@ -197,6 +246,12 @@ gsize np_conn_queued (NpConn *conn);
 /* Half close: once every queued byte is written, shutdown(SHUT_WR).
    Reading goes on.  */
 void np_conn_shutdown_write (NpConn *conn);
+
+/* Set OPTION on CONN's socket (a connection's or a listener's), on the
+   engine thread that owns it; waits for it to be done.  Returns 0, an
+   errno, or -1 when the connection has no socket (any more, or yet).
+   Never call it on the engine thread.  */
+int np_conn_set_option (NpConn *conn, const NpSockopt *option);
 
 /* Stop or resume reading this socket (the kernel then holds the peer
    back).  A connection still connecting stays paused once open.  */

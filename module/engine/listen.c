@@ -41,10 +41,12 @@
 
 /* Public, any thread.  */
 
-/* socket, SO_REUSEADDR, bind and listen.  Returns the descriptor, or -1
-   with *CODE and *AT saying what failed; nothing is left open then.  */
+/* socket, the options, SO_REUSEADDR, bind and listen, in Emacs's order.
+   Returns the descriptor, or -1 with *CODE and *AT (and *OPTION) saying
+   what failed; nothing is left open then.  */
 static int
-open_listening (const NpListenSpec *spec, int *code, NpListenStep *at)
+open_listening (const NpListenSpec *spec, int *code, NpListenStep *at,
+                guint *option)
 {
   *at = NP_LISTEN_SOCKET;
   if (!spec->address
@@ -58,8 +60,20 @@ open_listening (const NpListenSpec *spec, int *code, NpListenStep *at)
   if (fd < 0)
     return -1;
 
+  *at = NP_LISTEN_OPTION;
+  int err = np__sockopt_apply (fd, spec->options, spec->n_options, option);
+  if (err)
+    {
+      *code = err;
+      close (fd);
+      return -1;
+    }
+
+  /* Emacs turns SO_REUSEADDR on for inet servers unless :reuseaddr was
+     among the options, whatever its value.  */
   int reuse = spec->reuseaddr;
-  if (reuse < 0)
+  if (reuse < 0 && !np__sockopt_has (spec->options, spec->n_options,
+                                     NP_SOCKOPT_REUSEADDR))
     reuse = family == AF_INET || family == AF_INET6 ? 1 : -1;
   if (reuse >= 0)
     {
@@ -88,17 +102,20 @@ fail:
 NpConn *
 np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
                   struct sockaddr_storage *bound, socklen_t *bound_len,
-                  int *err, NpListenStep *step)
+                  int *err, NpListenStep *step, guint *option)
 {
   int code = 0;
   NpListenStep at = NP_LISTEN_SOCKET;
-  int fd = open_listening (spec, &code, &at);
+  guint failed = 0;
+  int fd = open_listening (spec, &code, &at, &failed);
   if (fd < 0)
     {
       if (err)
         *err = code;
       if (step)
         *step = at;
+      if (option)
+        *option = at == NP_LISTEN_OPTION ? failed : 0;
       return NULL;
     }
 

@@ -82,6 +82,12 @@ conn_from_spec (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
                               (socklen_t) sizeof conn->remote);
       memcpy (&conn->remote, spec->remote, conn->remote_len);
     }
+  if (spec->options && spec->n_options > 0)
+    {
+      conn->options = g_memdup2 (spec->options,
+                                 spec->n_options * sizeof *spec->options);
+      conn->n_options = spec->n_options;
+    }
   return conn;
 }
 
@@ -178,9 +184,27 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
     }
 
   int err = 0;
+  guint failed_option = 0;
   int fd = np__fd_socket (target.addr.ss_family, SOCK_STREAM, &err);
   if (fd >= 0)
-    err = connect_here (fd, &target, timeout_ms);
+    {
+      err = np__sockopt_apply (fd, conn->options, conn->n_options,
+                               &failed_option);
+      if (err)
+        {
+          /* As Emacs does: no connect, and the option is the error.  */
+          NpEvent *event = np__event_new (id, NP_EVENT_FAILED, 0);
+          event->code = err;
+          event->message = g_strdup (g_strerror (err));
+          event->option_failed = TRUE;
+          event->option_index = failed_option;
+          close (fd);
+          *outcome = event;
+          np_conn_unref (conn);
+          return NULL;
+        }
+      err = connect_here (fd, &target, timeout_ms);
+    }
 
   if (err == EINPROGRESS)
     {
@@ -238,6 +262,7 @@ np_conn_unref (NpConn *conn)
     return;
   g_queue_clear_full (&conn->out, g_free);
   g_clear_pointer (&conn->targets, g_array_unref);
+  g_free (conn->options);
   /* Only a listener whose start never ran (its command refused by an
      engine being stopped) still has a socket here; closing it is all
      that is left to do.  */
@@ -479,6 +504,26 @@ fail_connect (NpConn *conn)
   memcpy (&event->remote, &conn->tried_remote, conn->tried_remote_len);
   event->remote_len = conn->tried_remote_len;
 
+  pthread_mutex_lock (&conn->out_lock);
+  conn->accepting = FALSE;
+  pthread_mutex_unlock (&conn->out_lock);
+  np__channel_post (conn->engine, conn, event);
+  teardown (conn);
+}
+
+/* An option could not be set on the socket just made: the connect
+   fails with it, and no other address is tried, as in Emacs.  May free
+   CONN.  */
+static void
+fail_option (NpConn *conn, guint index, int err)
+{
+  NpEvent *event = np__event_new (conn->id, NP_EVENT_FAILED, 0);
+  event->code = err;
+  event->message = g_strdup (g_strerror (err));
+  event->option_failed = TRUE;
+  event->option_index = index;
+
+  drop_socket (conn);
   pthread_mutex_lock (&conn->out_lock);
   conn->accepting = FALSE;
   pthread_mutex_unlock (&conn->out_lock);
@@ -773,6 +818,14 @@ try_next_target (NpConn *conn)
           continue;
         }
       conn->fd = fd;
+
+      guint failed = 0;
+      err = np__sockopt_apply (fd, conn->options, conn->n_options, &failed);
+      if (err)
+        {
+          fail_option (conn, failed, err);
+          return;
+        }
 
       int rc = connect (fd, (struct sockaddr *) &target->addr, target->len);
       if (rc == 0)

@@ -168,7 +168,7 @@ listen_or_fail (THarness *h, guint64 id, const struct sockaddr_storage *addr,
   int err = 0;
   NpListenStep step = NP_LISTEN_SOCKET;
   NpConn *l = np_engine_listen (h->engine, id, &spec, bound, bound_len, &err,
-                                &step);
+                                &step, NULL);
   if (!l)
     T_FAIL ("np_engine_listen: step %d: %s", step, g_strerror (err));
   return l;
@@ -202,7 +202,7 @@ expect_listen_error (THarness *h, const struct sockaddr_storage *addr,
   struct sockaddr_storage bound;
   socklen_t bound_len = 0;
   NpConn *l = np_engine_listen (h->engine, 1, &spec, &bound, &bound_len,
-                                &err, &step);
+                                &err, &step, NULL);
   T_ASSERT (l == NULL);
   if (err != want_err)
     T_FAIL ("expected %s, got %s", g_strerror (want_err), g_strerror (err));
@@ -1024,7 +1024,7 @@ test_thousand_clients (void)
   int err;
   NpListenStep step;
   NpConn *l = np_engine_listen (h.engine, 1, &spec, &bound, &len, &err,
-                                &step);
+                                &step, NULL);
   T_ASSERT (l != NULL);
 
   int *clients = g_new (int, N);

@@ -76,7 +76,7 @@ engine_listen (THarness *h, guint64 id, int backlog, guint16 *port)
   int err = 0;
   NpListenStep step = NP_LISTEN_SOCKET;
   NpConn *l = np_engine_listen (h->engine, id, &spec, &bound, &bound_len,
-                                &err, &step);
+                                &err, &step, NULL);
   if (!l)
     T_FAIL ("np_engine_listen: step %d: %s", step, g_strerror (err));
   if (port)
