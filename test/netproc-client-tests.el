@@ -414,7 +414,8 @@ DOC is the test's docstring.  ARGS may refer to the variable `peer'."
                                  :sentinel #'netproc-test-sentinel)))
     (netproc-test-note :created (process-status p))
     (netproc-test-note :sequence (netproc-test-status-sequence p))
-    (netproc-test-settle 0.3)
+    (netproc-test-let-lookup-end p)
+    (netproc-test-settle 0.1)
     (netproc-test-note-state "failed" p)
     (netproc-test-note :contact-t (process-contact p t))
     (netproc-test-note-try :send (process-send-string p "x"))
@@ -1140,12 +1141,6 @@ Every list either fails before connecting or connects to loopback."
       (:name "c" :host "127.0.0.1" :service ,port :coding nope :priority "x")
       (:name "c" :host "127.0.0.1" :service 1 :priority "x"))))
 
-(defun netproc-test-later-work-p (args)
-  "Non-nil if ARGS use what netproc refuses until later work: network options."
-  (cl-some (lambda (option) (plist-member args option))
-           '(:reuseaddr :broadcast :dontroute :keepalive :linger :oobinline
-             :priority :bindtodevice)))
-
 (defun netproc-test-deliberate-p (args)
   "Non-nil if ARGS meet a deliberate difference listed in README.org.
 An address vector with a non-integer element is malformed for netproc."
@@ -1158,8 +1153,7 @@ An address vector with a non-integer element is malformed for netproc."
          (dir (netproc-test-tmpdir))
          (path (expand-file-name "missing" dir)))
     (dolist (args (cl-remove-if
-                   (lambda (args) (or (netproc-test-later-work-p args)
-                                      (netproc-test-deliberate-p args)))
+                   #'netproc-test-deliberate-p
                    (netproc-test-bad-arguments (netproc-test-peer-port peer)
                                                path)))
       (let ((r (netproc-test-try (apply #'make-network-process args))))
@@ -1204,20 +1198,6 @@ An address vector with a non-integer element is malformed for netproc."
   (netproc-test-note-try :get-42 (get-process 42)))
 
 ;;;; netproc alone (builtin defects, deliberate differences, later work)
-
-(ert-deftest netproc-test-netproc-options-refused-for-now ()
-  "Network options signal a clear error until netproc supports them."
-  (skip-unless (netproc-test-available-p))
-  (netproc-test-with-cleanup
-    (let ((port (netproc-test-peer-port (netproc-test-peer-start))))
-      (dolist (args (cl-remove-if-not #'netproc-test-later-work-p
-                                      (netproc-test-bad-arguments port "/nonexistent")))
-        (let ((r (netproc-test-try
-                   (apply 'netproc-make-network-process args))))
-          (should (eq (car-safe (cadr r)) 'error))
-          (should (string-match-p
-                   "\\`netproc does not support the network option :[a-z]+ yet\\'"
-                   (cadr (cadr r)))))))))
 
 (ert-deftest netproc-test-netproc-malformed-vector ()
   "An address vector with a non-integer element is malformed, not garbage."

@@ -625,11 +625,26 @@ number of descriptors is back to what it was."
   (mapcar #'netproc-test-object-name
           (cl-remove-if #'netproc-test-peer-process-p objects)))
 
+(defun netproc-test-let-lookup-end (object)
+  "Give OBJECT, a process or a netproc still connecting, time to leave it.
+Wait while its status is `connect', at most two seconds, running the
+event loop.  Emacs 28.2's `delete-process' on a `:nowait' process whose
+name lookup is under way can spin forever: a signal (a child exiting)
+interrupts its `gai_suspend', the lookup ends meanwhile, and from then
+on `gai_suspend' answers EAI_ALLDONE, which Emacs retries.  Tests that
+delete such a process let the lookup end first."
+  (let ((end (+ (float-time) 2)) (rounds 0))
+    (while (and (eq (netproc-test-call 'process-status object) 'connect)
+                (< (float-time) end) (< rounds 1000))
+      (accept-process-output nil 0.02)
+      (setq rounds (1+ rounds)))))
+
 (defun netproc-test--delete-object (object)
   "Delete OBJECT, a process or a netproc, without running its sentinel."
   (ignore-errors
     (if (processp object)
         (progn (set-process-sentinel object #'ignore)
+               (netproc-test-let-lookup-end object)
                (delete-process object))
       (funcall 'set-netproc-sentinel object #'ignore)
       (funcall 'delete-netproc object))))
@@ -732,7 +747,12 @@ Return (TRACE LEFTOVER-NAMES FD-LEAKS); TRACE is normalized."
                            :service (netproc-test-peer-port peer)
                            :sentinel #'ignore)))
           (netproc-test-wait-for (not (eq (funcall 'netproc-status p) 'connect)))
-          (funcall 'delete-netproc p))))))
+          (funcall 'delete-netproc p))
+        ;; A lookup that fails makes GLib start what it keeps for the
+        ;; next (an eventfd).
+        (ignore-errors
+          (funcall 'netproc-make-network-process
+                   :name "warm" :host "no-such-host.invalid" :service 80))))))
 
 (defun netproc-test--print-trace (label trace &optional other)
   "Print TRACE under LABEL on stderr.
