@@ -1228,6 +1228,33 @@ An address vector with a non-integer element is malformed for netproc."
              (funcall 'delete-netproc p)))))
     (should (equal (cdr (assq :exit trace)) '(0)))))
 
+(ert-deftest netproc-test-netproc-delete-during-lookup ()
+  "Deleting a :nowait netproc whose name lookup runs returns at once.
+The builtin's `delete-process' can spin forever there when a signal
+comes during its wait for the lookup; here children exit meanwhile."
+  (skip-unless (netproc-test-available-p))
+  (netproc-test-with-cleanup
+    (let ((children
+           (cl-loop for i below 5
+                    collect (make-process :name (format "t%d" i)
+                                          :command '("sleep" "0.05")
+                                          :noquery t :sentinel #'ignore)))
+          (start (float-time)))
+      (dotimes (i 50)
+        (let ((p (funcall 'netproc-make-network-process
+                          :name "lk" :nowait t :service 80 :sentinel #'ignore
+                          :host (if (cl-evenp i) "no-such-host.invalid"
+                                  "localhost"))))
+          (when (zerop (% i 10))
+            (accept-process-output nil 0.01))
+          (funcall 'delete-netproc p)))
+      (should (< (- (float-time) start) 5))
+      (should-not (funcall 'netproc-list))
+      (let ((end (+ (float-time) 5)))
+        (while (and (cl-some #'process-live-p children) (< (float-time) end))
+          (accept-process-output nil 0.02)))
+      (mapc #'delete-process children))))
+
 (ert-deftest netproc-test-netproc-send-after-peer-closed ()
   "Sending twice to a peer that closed never kills Emacs (child Emacs)."
   (skip-unless (netproc-test-available-p))
