@@ -32,6 +32,7 @@ typedef struct
 {
   GList link;
   NpConn *conn;
+  gsize charge;           /* what it counts against the inbound bounds */
 } NpEventHeader;
 
 /* Rounded so that the NpEvent after it keeps malloc's alignment.  */
@@ -130,14 +131,15 @@ np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event)
   return TRUE;
 }
 
-/* Copies LEN bytes into a new DATA event.  Returns TRUE when the engine
-   must stop reading: the connection is at its inbound limit, or closed.  */
-gboolean
-np__channel_post_data (NpEngine *engine, NpConn *conn, const guint8 *data,
-                       gsize len)
+/* Queues EVENT, a DATA event of CONN, counting it against the inbound
+   bounds.  Returns TRUE when the engine must stop reading: the
+   connection is at its inbound limit, or closed.  */
+static gboolean
+post_data_event (NpEngine *engine, NpConn *conn, NpEvent *event,
+                 gsize charge)
 {
-  NpEvent *event = np__event_new (conn->id, NP_EVENT_DATA, len);
-  memcpy (event->data, data, len);
+  gsize len = charge;
+  header_of (event)->charge = charge;
 
   pthread_mutex_lock (&engine->event_lock);
   if (conn->user_closed)
@@ -165,6 +167,35 @@ np__channel_post_data (NpEngine *engine, NpConn *conn, const guint8 *data,
   if (was_empty)
     np__channel_ring (engine, FALSE);
   return blocked;
+}
+
+/* Copies LEN bytes into a new DATA event; see post_data_event().  */
+gboolean
+np__channel_post_data (NpEngine *engine, NpConn *conn, const guint8 *data,
+                       gsize len)
+{
+  NpEvent *event = np__event_new (conn->id, NP_EVENT_DATA, len);
+  memcpy (event->data, data, len);
+  return post_data_event (engine, conn, event, len);
+}
+
+/* One datagram: LEN bytes of the FULL_LEN it had, from FROM.  It counts
+   against the bounds like stream bytes, plus the size of its event: a
+   flood of tiny datagrams costs memory per event, not per byte, and
+   must be held back as surely (the kernel then drops what no longer
+   fits, as UDP does).  */
+gboolean
+np__channel_post_datagram (NpEngine *engine, NpConn *conn,
+                           const guint8 *data, gsize len, gsize full_len,
+                           const struct sockaddr_storage *from,
+                           socklen_t from_len)
+{
+  NpEvent *event = np__event_new (conn->id, NP_EVENT_DATA, len);
+  memcpy (event->data, data, len);
+  event->datagram_len = full_len;
+  event->remote_len = MIN (from_len, (socklen_t) sizeof event->remote);
+  memcpy (&event->remote, from, event->remote_len);
+  return post_data_event (engine, conn, event, len + sizeof (NpEvent));
 }
 
 gboolean
@@ -214,8 +245,8 @@ np_engine_drain (NpEngine *engine, NpEvent **out)
       NpConn *conn = header_of (event)->conn;
       if (conn)
         {
-          conn->in_bytes -= event->len;
-          engine->in_total -= event->len;
+          conn->in_bytes -= header_of (event)->charge;
+          engine->in_total -= header_of (event)->charge;
           if (conn->in_blocked && !conn->in_held_back
               && conn->in_bytes <= limits->conn_in_low)
             resume_locked (engine, conn);

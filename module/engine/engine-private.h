@@ -57,6 +57,18 @@ typedef struct
   guint8 data[];
 } NpChunk;
 
+/* One queued datagram of a datagram conn (whose queue holds only these),
+   with where it goes: the datagram address when it was sent, or, with
+   ADDR_LEN 0, the one the conn has when it is written (a client whose
+   address was still being looked up).  */
+typedef struct
+{
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+  gsize len;
+  guint8 data[];
+} NpDatagram;
+
 struct NpConn
 {
   gint ref_count;                 /* atomic */
@@ -65,6 +77,11 @@ struct NpConn
   /* A listening socket (see listen.c); set before the conn is shared and
      never changed.  A listener refuses output from the start.  */
   gboolean listener;
+  /* A datagram socket (see datagram.c), and one np_engine_listen() bound;
+     both set before the conn is shared and never changed.  */
+  gboolean datagram;
+  gboolean datagram_server;
+  gsize datagram_max;             /* truncate datagrams read; 0: no limit */
 
   /* The target, copied from the NpConnectSpec; immutable.  */
   int family;
@@ -94,6 +111,10 @@ struct NpConn
      another socket's by the time a sender uses it.  */
   int direct_fd;
   gboolean out_high_hit;
+  /* Where np_conn_send*() sends on a datagram conn; length 0 while
+     unknown.  */
+  struct sockaddr_storage datagram_addr;
+  socklen_t datagram_addr_len;
 
   /* Engine thread only.  */
   NpConnState state;
@@ -153,6 +174,7 @@ struct NpEngine
   GResolver *resolver;
   guint pending_resolves;         /* lookups whose callback is still due */
   guint8 *scratch;                /* read buffer, limits.read_size */
+  guint8 *datagram_scratch;       /* NP_DATAGRAM_BUF, made when first used */
   guint64 next_accepted_id;       /* from NP_ACCEPTED_ID_BASE up */
 };
 
@@ -171,6 +193,11 @@ NpEvent *np__event_new (guint64 id, NpEventType type, gsize len);
 gboolean np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event);
 gboolean np__channel_post_data (NpEngine *engine, NpConn *conn,
                                 const guint8 *data, gsize len);
+gboolean np__channel_post_datagram (NpEngine *engine, NpConn *conn,
+                                    const guint8 *data, gsize len,
+                                    gsize full_len,
+                                    const struct sockaddr_storage *from,
+                                    socklen_t from_len);
 void np__channel_ring (NpEngine *engine, gboolean force);
 gboolean np__channel_in_blocked (NpEngine *engine, NpConn *conn);
 void np__channel_free_all (NpEngine *engine);
@@ -194,6 +221,20 @@ void np__stream_update_reading (NpConn *conn);
 void np__stream_close (NpConn *conn);
 void np__stream_abort (NpConn *conn);
 void np__stream_allow_direct (NpConn *conn);
+int np__stream_rewatch (NpConn *conn);
+void np__stream_end (NpConn *conn, int err);
+void np__stream_post_simple (NpConn *conn, NpEventType type, int code);
+
+/* datagram.c */
+/* The largest datagram read whole: above any UDP payload (65,527 bytes
+   over IPv6) and Linux's default Unix datagram bound (about 208 KiB).  */
+#define NP_DATAGRAM_BUF (256 * 1024)
+void np__datagram_set_address (NpConn *conn,
+                               const struct sockaddr_storage *addr,
+                               socklen_t len);
+/* Engine thread only from here.  */
+void np__datagram_ready (NpConn *conn, guint32 events);
+gboolean np__datagram_write_out (NpConn *conn, gboolean final);
 
 /* listen.c, engine thread only */
 void np__listen_start (NpConn *listener);

@@ -361,6 +361,7 @@ engine_destroy (NpEngine *engine)
   g_clear_pointer (&engine->context, g_main_context_unref);
   g_clear_pointer (&engine->conns, g_hash_table_unref);
   g_free (engine->scratch);
+  g_free (engine->datagram_scratch);
   pthread_mutex_destroy (&engine->cmd_lock);
   pthread_mutex_destroy (&engine->event_lock);
   g_free (engine);

@@ -12,7 +12,37 @@
    only ever reacts to bytes on WAKE_FD.
 
    Ordering: for one connection, events arrive in the order they happened:
-   OPEN or FAILED first, then DATA..., then at most one CLOSED.  */
+   OPEN or FAILED first, then DATA..., then at most one CLOSED.
+
+   Datagrams (SOCK_DGRAM over AF_INET, AF_INET6 or AF_UNIX) follow the
+   builtin, which differs from what one might guess (reference section 8,
+   process.c):
+   - A client is NpConnectSpec with TYPE SOCK_DGRAM.  Its socket is never
+     bound nor connected: it is made, given the options passed (the
+     builtin passes none), and is OPEN at once, LOCAL what getsockname()
+     says (a wildcard, port 0) and REMOTE the address looked up.  It
+     receives from anyone.
+   - A server is NpListenSpec with TYPE SOCK_DGRAM: options, SO_REUSEADDR,
+     bind, no listen().  It has no OPEN event (np_engine_listen() returned
+     everything) and accepts nothing; it reads and sends like a client.
+   - Each conn has a datagram address, where np_conn_send*() sends: the
+     client's remote address, a server's all zeros (sendto() then fails
+     with EINVAL, as the builtin's does) until set.  The engine never
+     changes it by itself, because it reads ahead of its owner: the
+     builtin updates it as each datagram reaches the filter, so the owner
+     calls np_conn_datagram_received() as it hands each DATA event on.
+   - Each datagram read is one DATA event, its boundaries kept, with the
+     sender in REMOTE (REMOTE_LEN 0 for an unbound Unix socket) and its
+     full size in DATAGRAM_LEN; LEN is less when it was truncated to the
+     conn's DATAGRAM_MAX.
+   - A zero-length datagram ends the conn: CLOSED, code 0, as the builtin
+     (whose read returns 0) does.  A failed read ends it with the errno.
+   - Each np_conn_send*() call is one datagram, sent with one sendto()
+     from the caller's thread when nothing is queued, else queued with its
+     destination and sent by the engine thread in order.  Errors of a
+     direct send come back from np_conn_send_datagram(); those of a queued
+     one as SEND_FAILED events.  ICMP errors are never seen: the sockets
+     are not connected.  */
 
 #ifndef NETPROC_ENGINE_H
 #define NETPROC_ENGINE_H
@@ -55,6 +85,10 @@ typedef enum
   /* accept() failed with CODE for a reason other than running out of
      connections to accept; the listener goes on.  */
   NP_EVENT_ACCEPT_FAILED = 7,
+  /* A datagram queued by np_conn_send*() could not be sent: CODE is the
+     errno of its sendto().  It is dropped; the conn goes on.  The builtin
+     would have signalled in the sender (see np_conn_send_datagram).  */
+  NP_EVENT_SEND_FAILED = 8,
 } NpEventType;
 
 /* Ids of accepted connections start here, far above any id an owner
@@ -68,13 +102,15 @@ typedef struct
   int code;
   gboolean resolve_error;
   char *message;          /* FAILED and CLOSED (may be NULL), owned */
-  struct sockaddr_storage local, remote;  /* OPEN, FAILED */
+  /* OPEN, FAILED; REMOTE is also the sender of a datagram's DATA.  */
+  struct sockaddr_storage local, remote;
   socklen_t local_len, remote_len;
   gboolean option_failed; /* FAILED only: see NP_EVENT_FAILED */
   guint option_index;
   NpConn *accepted;       /* ACCEPTED only */
   guint64 accepted_id;    /* ACCEPTED only */
   gsize len;              /* DATA only */
+  gsize datagram_len;     /* DATA of a datagram: its size, >= LEN */
   guint8 data[];          /* DATA only: LEN bytes */
 } NpEvent;
 
@@ -126,6 +162,8 @@ typedef struct
   socklen_t remote_len;
   const NpSockopt *options;        /* applied to each socket made; copied */
   guint n_options;
+  int type;               /* 0 or SOCK_STREAM; SOCK_DGRAM: see the top */
+  gsize datagram_max;     /* SOCK_DGRAM: truncate to this; 0 = no limit */
 } NpConnectSpec;
 
 /* Limits that shape flow control; all in bytes.  */
@@ -147,7 +185,8 @@ void np_limits_init_default (NpLimits *limits);
 /* What the event queue holds at this moment.  Any thread.  */
 typedef struct
 {
-  gsize in_bytes;         /* DATA bytes queued, all connections */
+  gsize in_bytes;         /* DATA bytes queued, all connections (a
+                             datagram counts its event's size too) */
   guint events;           /* events queued */
   guint held_back;        /* sockets not read because of the total bound */
 } NpQueueStats;
@@ -206,6 +245,10 @@ typedef struct
   int reuseaddr;
   const NpSockopt *options;        /* applied in order before REUSEADDR */
   guint n_options;
+  /* 0 or SOCK_STREAM; SOCK_DGRAM binds a datagram server (no listen, so
+     BACKLOG is unused): see the top.  */
+  int type;
+  gsize datagram_max;     /* SOCK_DGRAM: truncate to this; 0 = no limit */
 } NpListenSpec;
 
 /* Which step of making a listener failed.  */
@@ -239,6 +282,40 @@ void np_conn_unref (NpConn *conn);
    queued and not yet written to the kernel.  After np_conn_close() or a
    CLOSED event the bytes are dropped and 0 is returned.  */
 gsize np_conn_send (NpConn *conn, const void *data, gsize len);
+
+/* One datagram of LEN bytes to CONN's datagram address (see the top),
+   never split nor merged with another.  Returns 0 when it was sent or
+   queued (queued: the socket had no room, or others wait before it), or
+   the errno of the sendto() that refused it, the datagram dropped and
+   the conn open: EMSGSIZE (the builtin's "Sending datagram" error),
+   EINVAL (no destination yet), ECONNREFUSED or ENOENT (no Unix socket
+   there) ...  EPIPE after np_conn_close() or CLOSED.  LEN 0 sends
+   nothing, as the builtin's (process-send-string P "") does.
+   np_conn_send() on a datagram conn does the same and drops the error.
+   Any thread.  */
+int np_conn_send_datagram (NpConn *conn, const void *data, gsize len);
+
+/* CONN's datagram address into ADDR and LEN.  FALSE (and LEN 0) for a
+   stream conn; LEN is 0 too while a client's name is being looked up.
+   Any thread.  */
+gboolean np_conn_datagram_address (NpConn *conn,
+                                   struct sockaddr_storage *addr,
+                                   socklen_t *len);
+
+/* Sets CONN's datagram address, as `set-process-datagram-address':
+   refused (FALSE, nothing changed) for a stream conn, a conn with no
+   address yet, or an address whose length differs from the current one
+   unless its family is the socket's (Unix paths vary in length).  Any
+   thread; the next datagram sent goes there.  */
+gboolean np_conn_set_datagram_address (NpConn *conn,
+                                       const struct sockaddr *addr,
+                                       socklen_t len);
+
+/* EVENT, a DATA event of CONN, reaches the owner's filter now: do what
+   the builtin's recvfrom() into its datagram address does, which is to
+   copy the sender over the address's first REMOTE_LEN bytes, leaving
+   its length as it was (so an unbound Unix sender changes nothing).  */
+void np_conn_datagram_received (NpConn *conn, const NpEvent *event);
 
 /* Bytes queued and not yet handed to the kernel.  */
 gsize np_conn_queued (NpConn *conn);

@@ -5,6 +5,10 @@
    returns, as with the builtin.  The engine thread then watches the
    socket for EPOLLIN and accepts.
 
+   With TYPE SOCK_DGRAM the same steps, listen() left out, bind a
+   datagram server: an NpConn with DATAGRAM and DATAGRAM_SERVER set, OPEN
+   from the start, that reads and sends as datagram.c says.
+
    A listener is an NpConn with LISTENER set.  It goes
 
      NEW -> LISTENING -> DONE
@@ -56,7 +60,9 @@ open_listening (const NpListenSpec *spec, int *code, NpListenStep *at,
       return -1;
     }
   int family = spec->address->sa_family;
-  int fd = np__fd_socket (family, SOCK_STREAM, code);
+  gboolean datagram = spec->type == SOCK_DGRAM;
+  int fd = np__fd_socket (family, datagram ? SOCK_DGRAM : SOCK_STREAM,
+                          code);
   if (fd < 0)
     return -1;
 
@@ -89,7 +95,7 @@ open_listening (const NpListenSpec *spec, int *code, NpListenStep *at,
     goto fail;
 
   *at = NP_LISTEN_LISTEN;
-  if (listen (fd, spec->backlog) < 0)
+  if (!datagram && listen (fd, spec->backlog) < 0)
     goto fail;
   return fd;
 
@@ -130,10 +136,27 @@ np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
     }
 
   NpConn *conn = np__conn_new (engine, id);
-  conn->listener = TRUE;
   conn->family = spec->address->sa_family;
-  conn->accepting = FALSE;
   conn->fd = fd;
+  if (spec->type == SOCK_DGRAM)
+    {
+      /* As the builtin: a datagram address of the bound address's size,
+         all zeros, until one is set or a datagram is delivered.  */
+      struct sockaddr_storage zero;
+      memset (&zero, 0, sizeof zero);
+      conn->datagram = TRUE;
+      conn->datagram_server = TRUE;
+      conn->datagram_max = spec->datagram_max;
+      np__datagram_set_address (conn, &zero,
+                                MIN (spec->address_len,
+                                     (socklen_t) sizeof zero));
+      conn->direct_fd = fd;
+      conn->state = NP_CONN_OPEN;
+      np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
+      return conn;
+    }
+  conn->listener = TRUE;
+  conn->accepting = FALSE;
   np__engine_post (engine, NP_CMD_LISTEN, conn, FALSE);
   return conn;
 }

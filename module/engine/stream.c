@@ -76,6 +76,8 @@ conn_from_spec (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
   conn->host = g_strdup (spec->host);
   conn->port = spec->port;
   conn->path = g_strdup (spec->path);
+  conn->datagram = spec->type == SOCK_DGRAM;
+  conn->datagram_max = spec->datagram_max;
   if (spec->remote && spec->remote_len > 0)
     {
       conn->remote_len = MIN (spec->remote_len,
@@ -185,7 +187,8 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
 
   int err = 0;
   guint failed_option = 0;
-  int fd = np__fd_socket (target.addr.ss_family, SOCK_STREAM, &err);
+  int fd = np__fd_socket (target.addr.ss_family,
+                          conn->datagram ? SOCK_DGRAM : SOCK_STREAM, &err);
   if (fd >= 0)
     {
       err = np__sockopt_apply (fd, conn->options, conn->n_options,
@@ -203,7 +206,9 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
           np_conn_unref (conn);
           return NULL;
         }
-      err = connect_here (fd, &target, timeout_ms);
+      /* A datagram client is not connected: open as it is.  */
+      if (!conn->datagram)
+        err = connect_here (fd, &target, timeout_ms);
     }
 
   if (err == EINPROGRESS)
@@ -226,6 +231,11 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
       conn->fd = fd;
       conn->direct_fd = fd;
       conn->state = NP_CONN_OPEN;
+      if (conn->datagram)
+        {
+          conn->family = target.addr.ss_family;
+          np__datagram_set_address (conn, &target.addr, target.len);
+        }
       np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
       *outcome = event;
       return conn;
@@ -277,6 +287,11 @@ np_conn_unref (NpConn *conn)
 gsize
 np_conn_send (NpConn *conn, const void *data, gsize len)
 {
+  if (conn->datagram)
+    {
+      (void) np_conn_send_datagram (conn, data, len);
+      return np_conn_queued (conn);
+    }
   if (len == 0)
     return np_conn_queued (conn);
 
@@ -364,8 +379,9 @@ np_conn_close (NpConn *conn)
   pthread_mutex_unlock (&conn->out_lock);
 
   /* A listener's address must be free to bind again once this returns,
-     as it is after close(2): wait for the engine to close it.  */
-  if (conn->listener)
+     as it is after close(2): wait for the engine to close it.  So must a
+     datagram server's.  */
+  if (conn->listener || conn->datagram_server)
     np__engine_post_and_wait (engine, NP_CMD_CLOSE, conn, FALSE);
   else
     np__engine_post (engine, NP_CMD_CLOSE, conn, FALSE);
@@ -403,8 +419,8 @@ drop_socket (NpConn *conn)
 }
 
 /* Tells the poller what CONN wants now.  Returns 0 or an errno.  */
-static int
-rewatch (NpConn *conn)
+int
+np__stream_rewatch (NpConn *conn)
 {
   return np__watch (conn, (conn->want_read ? EPOLLIN : 0)
                           | (conn->want_write ? EPOLLOUT : 0));
@@ -471,11 +487,17 @@ finish (NpConn *conn, NpEventType type, int code, gboolean resolve_error,
 }
 
 /* Ends an open connection with CLOSED.  May free CONN.  */
-static void
-conn_end (NpConn *conn, int err)
+void
+np__stream_end (NpConn *conn, int err)
 {
   finish (conn, NP_EVENT_CLOSED, err, FALSE,
           err ? g_strdup (g_strerror (err)) : NULL);
+}
+
+void
+np__stream_post_simple (NpConn *conn, NpEventType type, int code)
+{
+  post_simple (conn, type, code, FALSE, NULL);
 }
 
 /* Remember where the attempt on the current socket went, before the
@@ -580,10 +602,10 @@ give_up_writing (NpConn *conn, int err)
   conn->out_offset = 0;
   conn->queued = 0;
   pthread_mutex_unlock (&conn->out_lock);
-  err = rewatch (conn);
+  err = np__stream_rewatch (conn);
   if (err)
     {
-      conn_end (conn, err);
+      np__stream_end (conn, err);
       return FALSE;
     }
   return TRUE;
@@ -595,6 +617,8 @@ give_up_writing (NpConn *conn, int err)
 static gboolean
 write_out (NpConn *conn, gboolean final)
 {
+  if (conn->datagram)
+    return np__datagram_write_out (conn, final);
   int fd = conn->fd;
   if (conn->write_errno)
     return TRUE;
@@ -631,23 +655,23 @@ write_out (NpConn *conn, gboolean final)
           if (err == EAGAIN)
             {
               conn->want_write = TRUE;
-              err = rewatch (conn);
+              err = np__stream_rewatch (conn);
               if (err == 0)
                 return TRUE;
             }
           else if (err == EPIPE || err == ECONNRESET)
             return give_up_writing (conn, err);
-          conn_end (conn, err);
+          np__stream_end (conn, err);
           return FALSE;
         }
       consume_output (conn, (gsize) n);
     }
 
   conn->want_write = FALSE;
-  int err = rewatch (conn);
+  int err = np__stream_rewatch (conn);
   if (err)
     {
-      conn_end (conn, err);
+      np__stream_end (conn, err);
       return FALSE;
     }
   if (conn->shut_wr_requested && !conn->shut_wr_done && !final)
@@ -655,7 +679,7 @@ write_out (NpConn *conn, gboolean final)
       conn->shut_wr_done = TRUE;
       if (shutdown (fd, SHUT_WR) < 0 && errno != ENOTCONN)
         {
-          conn_end (conn, errno);
+          np__stream_end (conn, errno);
           return FALSE;
         }
     }
@@ -690,14 +714,14 @@ read_in (NpConn *conn)
         {
           /* After a failed write the error was reported there, and the
              read sees only the end: the error says more.  */
-          conn_end (conn, conn->write_errno);
+          np__stream_end (conn, conn->write_errno);
           return FALSE;
         }
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN)
         break;
-      conn_end (conn, errno);
+      np__stream_end (conn, errno);
       return FALSE;
     }
   return TRUE;
@@ -715,28 +739,30 @@ np__stream_update_reading (NpConn *conn)
     return;
   conn->want_read = !conn->user_paused
                     && !np__channel_in_blocked (conn->engine, conn);
-  int err = rewatch (conn);
+  int err = np__stream_rewatch (conn);
   if (err)
-    conn_end (conn, err);
+    np__stream_end (conn, err);
 }
 
-/* May free CONN.  */
+/* TARGET is where it went: a datagram socket has no peer to ask for.
+   May free CONN.  */
 static void
-conn_open (NpConn *conn)
+conn_open (NpConn *conn, const NpTarget *target)
 {
   int fd = conn->fd;
   conn->state = NP_CONN_OPEN;
-  g_clear_pointer (&conn->targets, g_array_unref);
 
   NpEvent *event = np__event_new (conn->id, NP_EVENT_OPEN, 0);
-  event->local_len = sizeof event->local;
-  if (getsockname (fd, (struct sockaddr *) &event->local,
-                   &event->local_len) < 0)
-    event->local_len = 0;
-  event->remote_len = sizeof event->remote;
-  if (getpeername (fd, (struct sockaddr *) &event->remote,
-                   &event->remote_len) < 0)
-    event->remote_len = 0;
+  if (conn->datagram)
+    {
+      conn->family = target->addr.ss_family;
+      np__datagram_set_address (conn, &target->addr, target->len);
+      event_addresses (event, fd, target);
+    }
+  else
+    event_addresses (event, fd, NULL);
+  /* TARGET may be one of them.  */
+  g_clear_pointer (&conn->targets, g_array_unref);
   /* Before the event: whatever its sentinel sends can go straight out.
      Senders write directly only while nothing is queued, so output
      queued while connecting still goes first.  */
@@ -761,7 +787,7 @@ connect_ready (NpConn *conn)
     err = errno;
 
   if (err == 0)
-    conn_open (conn);
+    conn_open (conn, NULL);
   else
     {
       conn->last_errno = err;
@@ -780,6 +806,11 @@ np__conn_ready (NpConn *conn, guint32 events)
   if (conn->listener)
     {
       np__listen_ready (conn);
+      return;
+    }
+  if (conn->datagram)
+    {
+      np__datagram_ready (conn, events);
       return;
     }
   if (conn->state == NP_CONN_CONNECTING)
@@ -811,7 +842,9 @@ try_next_target (NpConn *conn)
       conn->next_target++;
 
       int err = 0;
-      int fd = np__fd_socket (target->addr.ss_family, SOCK_STREAM, &err);
+      int fd = np__fd_socket (target->addr.ss_family,
+                              conn->datagram ? SOCK_DGRAM : SOCK_STREAM,
+                              &err);
       if (fd < 0)
         {
           conn->last_errno = err;
@@ -827,10 +860,16 @@ try_next_target (NpConn *conn)
           return;
         }
 
+      /* A datagram client is not connected (see engine.h).  */
+      if (conn->datagram)
+        {
+          conn_open (conn, target);
+          return;
+        }
       int rc = connect (fd, (struct sockaddr *) &target->addr, target->len);
       if (rc == 0)
         {
-          conn_open (conn);
+          conn_open (conn, target);
           return;
         }
       err = errno;
@@ -838,7 +877,7 @@ try_next_target (NpConn *conn)
         {
           conn->state = NP_CONN_CONNECTING;
           conn->want_write = TRUE;
-          err = rewatch (conn);
+          err = np__stream_rewatch (conn);
           if (err == 0)
             return;
         }
@@ -968,7 +1007,7 @@ np__stream_adopt (NpConn *conn)
   if (conn->state == NP_CONN_CONNECTING)
     {
       conn->want_write = TRUE;
-      int err = rewatch (conn);
+      int err = np__stream_rewatch (conn);
       if (err)
         {
           conn->last_errno = err;

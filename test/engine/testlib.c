@@ -243,6 +243,7 @@ type_name (NpEventType type)
     case NP_EVENT_WRITABLE: return "WRITABLE";
     case NP_EVENT_ACCEPTED: return "ACCEPTED";
     case NP_EVENT_ACCEPT_FAILED: return "ACCEPT_FAILED";
+    case NP_EVENT_SEND_FAILED: return "SEND_FAILED";
     }
   return "?";
 }
