@@ -19,7 +19,8 @@
 (require 'netproc-server)
 
 (declare-function netproc--connect "netproc-module"
-                  (id family host port path remote now options))
+                  (id family host port path remote now options type
+                      read-max))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--service-port "netproc-module" (name))
 (declare-function netproc--strerror "netproc-module" (code))
@@ -103,7 +104,8 @@ ARGS are the arguments, TARGET what `netproc--target' made of them."
                         "make server process failed"
                       "make client process failed")
                     (cons "Socket type not supported" args))))
-    (when type
+    ;; Seqpacket takes the stream paths; datagrams are still to come.
+    (when (eq type 'datagram)
       (error "netproc does not support :type %s yet" type))))
 
 (defun netproc--address-form-p (address)
@@ -328,7 +330,11 @@ the engine's event would have been."
                    (plist-get target :host)
                    (plist-get target :port)
                    (plist-get target :path)
-                   remote now (netproc--st-options st))))
+                   remote now (netproc--st-options st)
+                   (plist-get (netproc--st-contact st) :type)
+                   ;; The builtin reads a record with this many bytes,
+                   ;; and loses the rest of a longer one.
+                   read-process-output-max)))
       (if (not (vectorp result))
           (setf (netproc--st-conn st) result)
         (setf (netproc--st-conn st) (aref result 0)

@@ -18,7 +18,7 @@
 (require 'netproc-io)
 
 (declare-function netproc--listen "netproc-module"
-                  (id address backlog reuseaddr options))
+                  (id address backlog reuseaddr options type read-max))
 (declare-function netproc--option-failure "netproc-make" (pairs index code))
 
 (defvar netproc--accept-count 0
@@ -72,7 +72,9 @@ CONTACT is the server's contact plist, OPTIONS its network options as
          ;; default, as in Emacs.
          (result (condition-case err
                      (netproc--listen (netproc--rec-id proc) address
-                                      backlog nil (netproc--st-options st))
+                                      backlog nil (netproc--st-options st)
+                                      (plist-get args :type)
+                                      read-process-output-max)
                    (error (netproc--forget proc)
                           (signal (car err) (cdr err))))))
     (when (vectorp result)

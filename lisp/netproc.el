@@ -106,7 +106,10 @@ order given (see also `set-netproc-option'):
 A bad value signals an error, as does a value the system refuses
 \(`file-error' \"Cannot set network option\").
 
-:type `datagram' and `seqpacket' and TLS are not supported yet and
+:type `seqpacket' (with :family `local' only, as the system allows)
+keeps record boundaries: each send is one record, each record read is
+one filter call, cut to `read-process-output-max' bytes as the
+builtin's are.  :type `datagram' and TLS are not supported yet and
 signal an error."
   (and args (netproc--make args)))
 
@@ -145,8 +148,13 @@ end-of-line conversion of the encoding, as Emacs does it."
     (error "Process %s has already sent EOF" (netproc--rec-name proc)))
   (let ((bytes (netproc--encode st string)))
     (unless (equal bytes "")
-      (let ((conn (netproc--st-conn st)))
-        (when (> (netproc--send conn bytes) netproc-send-high-water-mark)
+      (let* ((conn (netproc--st-conn st))
+             (queued (netproc--send conn bytes)))
+        (when (consp queued)
+          ;; A seqpacket record larger than the socket takes: the
+          ;; builtin's write() fails, and it says so; the process goes on.
+          (signal 'file-error (list "Writing to process" (cdr queued) proc)))
+        (when (> queued netproc-send-high-water-mark)
           (netproc--wait-until
            (lambda ()
              (or (not (eq (netproc--st-status st) 'open))
@@ -579,10 +587,10 @@ While NETPROC is still connecting (:nowait), this waits for it."
   '(:reuseaddr :priority :oobinline :linger :keepalive :dontroute
     :broadcast :bindtodevice
     (:server t) (:service t) (:family ipv6) (:family ipv4) (:family local)
-    (:nowait t))
+    (:nowait t) (:type seqpacket))
   "What `netproc-make-network-process' supports, as `featurep' asks it.
 The same list as Emacs's for `make-network-process', without the socket
-types netproc does not support yet: (:type datagram), (:type seqpacket).")
+type netproc does not support yet: (:type datagram).")
 
 (provide 'netproc-make-network-process netproc--subfeatures)
 

@@ -226,6 +226,33 @@ family_arg (emacs_env *env, emacs_value v, int *family)
   return true;
 }
 
+/* TYPE, nil (a stream) or `seqpacket', into *SOCKTYPE, and READ-MAX, nil
+   or a positive integer (the most a seqpacket read takes), into *MAX.  */
+static bool
+socktype_arg (emacs_env *env, emacs_value type, emacs_value read_max,
+              int *socktype, gsize *max)
+{
+  *max = 0;
+  if (!env->is_not_nil (env, type))
+    *socktype = SOCK_STREAM;
+  else if (env->eq (env, type, np_sym.seqpacket))
+    *socktype = SOCK_SEQPACKET;
+  else
+    {
+      np_error (env, "Unsupported connection type");
+      return false;
+    }
+  if (env->is_not_nil (env, read_max))
+    {
+      intmax_t n;
+      if (!integer_arg (env, read_max, &n))
+        return false;
+      if (n > 0)
+        *max = (uintmax_t) n > G_MAXSIZE ? G_MAXSIZE : (gsize) n;
+    }
+  return true;
+}
+
 /* (netproc--connect ID FAMILY HOST PORT PATH REMOTE): exactly one of HOST
    (with PORT), PATH and REMOTE is non-nil.  */
 static emacs_value event_payload (emacs_env *env, NpEvent *ev);
@@ -260,7 +287,8 @@ literal_address (const char *host, int family, guint16 port,
    engine takes over and Emacs waits for it (where C-g works).  */
 #define CONNECT_NOW_MS 20
 
-/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS).
+/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS TYPE
+   READ-MAX).  TYPE and READ-MAX: see socktype_arg.
    Without NOW, start connecting and return the handle; events follow.
    With NOW, a numeric address or a socket path is connected at once: the
    result is then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE
@@ -281,6 +309,8 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 
   NpConnectSpec spec = { 0 };
   if (!family_arg (env, args[1], &spec.family))
+    return np_sym.nil;
+  if (!socktype_arg (env, args[8], args[9], &spec.type, &spec.datagram_max))
     return np_sym.nil;
   g_autofree NpSockopt *options
     = np_lisp_to_sockopts (env, args[7], &spec.n_options);
@@ -348,8 +378,8 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->funcall (env, np_sym.vector, 3, items);
 }
 
-/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR OPTIONS): bind and
-   listen now.  Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE
+/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE READ-MAX):
+   bind and listen now (TYPE and READ-MAX: see socktype_arg).  Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE
    INDEX] when a step failed, STEP being socket, option, reuseaddr, bind
    or listen, INDEX the failed option's (for option): the Lisp side words
    the error as Emacs does.  REUSEADDR is nil (the default for the
@@ -378,6 +408,11 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   if (env->is_not_nil (env, args[3]) && !integer_arg (env, args[3], &reuse))
     return np_sym.nil;
 
+  int socktype;
+  gsize read_max;
+  if (!socktype_arg (env, args[5], args[6], &socktype, &read_max))
+    return np_sym.nil;
+
   guint n_options = 0;
   g_autofree NpSockopt *options
     = np_lisp_to_sockopts (env, args[4], &n_options);
@@ -391,6 +426,8 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     .reuseaddr = reuse < 0 ? -1 : reuse != 0,
     .options = options,
     .n_options = n_options,
+    .type = socktype,
+    .datagram_max = read_max,
   };
   struct sockaddr_storage bound;
   socklen_t bound_len = 0;
@@ -449,7 +486,19 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   g_autofree char *buf = g_malloc (size);
   if (!env->copy_string_contents (env, args[1], buf, &size))
     return np_sym.nil;
-  gsize queued = np_conn_send (conn, buf, size - 1);
+  gsize queued = 0;
+  int refused = np_conn_send_record (conn, buf, size - 1, &queued);
+  if (refused)
+    {
+      /* A seqpacket record too large: (ERRNO . MESSAGE), for the Lisp
+         side to signal as the builtin does.  */
+      const char *text = g_strerror (refused);
+      emacs_value pair[2] = {
+        env->make_integer (env, refused),
+        env->make_string (env, text, strlen (text)),
+      };
+      return env->funcall (env, np_sym.cons, 2, pair);
+    }
   return env->make_integer (env, (intmax_t) queued);
 }
 
@@ -703,6 +752,7 @@ intern_symbols (emacs_env *env)
   np_sym.ipv4 = global_symbol (env, "ipv4");
   np_sym.ipv6 = global_symbol (env, "ipv6");
   np_sym.local = global_symbol (env, "local");
+  np_sym.seqpacket = global_symbol (env, "seqpacket");
   np_sym.kw_bindtodevice = global_symbol (env, ":bindtodevice");
   np_sym.kw_broadcast = global_symbol (env, ":broadcast");
   np_sym.kw_dontroute = global_symbol (env, ":dontroute");
@@ -739,19 +789,22 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Stop the engine: join its thread and close every socket.");
   defun (env, "netproc--running-p", 0, Frunning_p,
          "Return t when the engine is running.");
-  defun (env, "netproc--connect", 8, Fconnect,
-         "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS.\n"
+  defun (env, "netproc--connect", 10, Fconnect,
+         "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS\n"
+         "TYPE READ-MAX.  TYPE is nil or seqpacket; READ-MAX, nil or the\n"
+         "most bytes one seqpacket read takes.\n"
          "Return the connection's handle; with NOW, connect a numeric\n"
          "address at once and return [HANDLE TYPE PAYLOAD] if it settled.\n"
          "OPTIONS is nil or [OPTION VALUE ...], for each socket made.");
-  defun (env, "netproc--listen", 5, Flisten,
-         "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS.\n"
+  defun (env, "netproc--listen", 7, Flisten,
+         "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE READ-MAX.\n"
          "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE INDEX].");
   defun (env, "netproc--set-option", 3, Fset_option,
          "Set network OPTION to VALUE on CONN's socket.\n"
          "Return 0, the errno of a failure, or -1 without a socket.");
   defun (env, "netproc--send", 2, Fsend,
-         "Queue the unibyte STRING on CONN; return the bytes queued.");
+         "Queue the unibyte STRING on CONN; return the bytes queued.\n"
+         "A seqpacket record refused as too large: (ERRNO . MESSAGE).");
   defun (env, "netproc--queued", 1, Fqueued,
          "Return the bytes queued on CONN and not yet written.");
   defun (env, "netproc--shutdown-write", 1, Fshutdown_write,

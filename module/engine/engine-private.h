@@ -82,6 +82,11 @@ struct NpConn
   gboolean datagram;
   gboolean datagram_server;
   gsize datagram_max;             /* truncate datagrams read; 0: no limit */
+  /* A SOCK_SEQPACKET stream (Unix): the stream code paths, but each read
+     is one record (cut to DATAGRAM_MAX when that is set) and each chunk
+     queued one record, sent by its own sendmsg().  Set before the conn
+     is shared and never changed.  */
+  gboolean seqpacket;
 
   /* The target, copied from the NpConnectSpec; immutable.  */
   int family;
@@ -234,6 +239,10 @@ void np__datagram_set_address (NpConn *conn,
                                socklen_t len);
 /* Engine thread only from here.  */
 void np__datagram_ready (NpConn *conn, guint32 events);
+/* The socket type CONN's sockets are made with.  */
+#define NP__CONN_SOCKTYPE(conn) \
+  ((conn)->datagram ? SOCK_DGRAM \
+   : (conn)->seqpacket ? SOCK_SEQPACKET : SOCK_STREAM)
 gboolean np__datagram_write_out (NpConn *conn, gboolean final);
 
 /* listen.c, engine thread only */

@@ -42,7 +42,22 @@
      destination and sent by the engine thread in order.  Errors of a
      direct send come back from np_conn_send_datagram(); those of a queued
      one as SEND_FAILED events.  ICMP errors are never seen: the sockets
-     are not connected.  */
+     are not connected.
+
+   Seqpacket (SOCK_SEQPACKET, AF_UNIX only: the system refuses it for
+   the others) is a stream with record boundaries, and takes the stream
+   paths: connect, listen and accept, OPEN, DATA, CLOSED as for
+   SOCK_STREAM, TYPE SOCK_SEQPACKET in NpConnectSpec or NpListenSpec
+   (its accepted connections are seqpacket too).  Differences:
+   - Each DATA event is one record read with one recv(), cut to
+     DATAGRAM_MAX when that is set (the rest of the record is lost, as
+     the builtin, which reads read-process-output-max bytes, loses it),
+     else to the read size.
+   - Each np_conn_send*() call is one record, sent whole by one send()
+     or sendmsg() (never merged with another, never split).  A record
+     the socket can never take (EMSGSIZE) is refused: by
+     np_conn_send_record() when it was sent at once, else dropped with
+     a SEND_FAILED event; the conn goes on.  */
 
 #ifndef NETPROC_ENGINE_H
 #define NETPROC_ENGINE_H
@@ -87,7 +102,8 @@ typedef enum
   NP_EVENT_ACCEPT_FAILED = 7,
   /* A datagram queued by np_conn_send*() could not be sent: CODE is the
      errno of its sendto().  It is dropped; the conn goes on.  The builtin
-     would have signalled in the sender (see np_conn_send_datagram).  */
+     would have signalled in the sender (see np_conn_send_datagram).
+     The same for a queued seqpacket record too large (EMSGSIZE).  */
   NP_EVENT_SEND_FAILED = 8,
 } NpEventType;
 
@@ -162,8 +178,11 @@ typedef struct
   socklen_t remote_len;
   const NpSockopt *options;        /* applied to each socket made; copied */
   guint n_options;
-  int type;               /* 0 or SOCK_STREAM; SOCK_DGRAM: see the top */
-  gsize datagram_max;     /* SOCK_DGRAM: truncate to this; 0 = no limit */
+  /* 0 or SOCK_STREAM; SOCK_DGRAM, SOCK_SEQPACKET: see the top */
+  int type;
+  /* SOCK_DGRAM, SOCK_SEQPACKET: truncate to this; 0 = no limit (for
+     seqpacket: the read size) */
+  gsize datagram_max;
 } NpConnectSpec;
 
 /* Limits that shape flow control; all in bytes.  */
@@ -245,10 +264,13 @@ typedef struct
   int reuseaddr;
   const NpSockopt *options;        /* applied in order before REUSEADDR */
   guint n_options;
-  /* 0 or SOCK_STREAM; SOCK_DGRAM binds a datagram server (no listen, so
-     BACKLOG is unused): see the top.  */
+  /* 0 or SOCK_STREAM; SOCK_SEQPACKET listens for seqpacket clients;
+     SOCK_DGRAM binds a datagram server (no listen, so BACKLOG is
+     unused): see the top.  */
   int type;
-  gsize datagram_max;     /* SOCK_DGRAM: truncate to this; 0 = no limit */
+  /* SOCK_DGRAM, and the connections a SOCK_SEQPACKET listener accepts:
+     truncate to this; 0 = no limit */
+  gsize datagram_max;
 } NpListenSpec;
 
 /* Which step of making a listener failed.  */
@@ -282,6 +304,15 @@ void np_conn_unref (NpConn *conn);
    queued and not yet written to the kernel.  After np_conn_close() or a
    CLOSED event the bytes are dropped and 0 is returned.  */
 gsize np_conn_send (NpConn *conn, const void *data, gsize len);
+
+/* np_conn_send(), but a seqpacket record of LEN bytes that the socket
+   refuses at once as too large is dropped and its errno (EMSGSIZE)
+   returned, as the builtin signals then; 0 otherwise (sent or queued;
+   a queued record refused later gives a SEND_FAILED event).  QUEUED, if
+   not NULL, gets what np_conn_send() returns.  On a stream conn it is
+   np_conn_send() and returns 0.  Any thread.  */
+int np_conn_send_record (NpConn *conn, const void *data, gsize len,
+                         gsize *queued);
 
 /* One datagram of LEN bytes to CONN's datagram address (see the top),
    never split nor merged with another.  Returns 0 when it was sent or

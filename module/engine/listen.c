@@ -5,6 +5,9 @@
    returns, as with the builtin.  The engine thread then watches the
    socket for EPOLLIN and accepts.
 
+   With TYPE SOCK_SEQPACKET the same steps make a Unix seqpacket
+   listener; the connections it accepts are seqpacket streams (see
+   NpConn's SEQPACKET).
    With TYPE SOCK_DGRAM the same steps, listen() left out, bind a
    datagram server: an NpConn with DATAGRAM and DATAGRAM_SERVER set, OPEN
    from the start, that reads and sends as datagram.c says.
@@ -61,7 +64,10 @@ open_listening (const NpListenSpec *spec, int *code, NpListenStep *at,
     }
   int family = spec->address->sa_family;
   gboolean datagram = spec->type == SOCK_DGRAM;
-  int fd = np__fd_socket (family, datagram ? SOCK_DGRAM : SOCK_STREAM,
+  int fd = np__fd_socket (family,
+                          datagram ? SOCK_DGRAM
+                          : spec->type == SOCK_SEQPACKET ? SOCK_SEQPACKET
+                          : SOCK_STREAM,
                           code);
   if (fd < 0)
     return -1;
@@ -157,6 +163,9 @@ np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
     }
   conn->listener = TRUE;
   conn->accepting = FALSE;
+  /* Passed on to each connection accepted.  */
+  conn->seqpacket = spec->type == SOCK_SEQPACKET;
+  conn->datagram_max = conn->seqpacket ? spec->datagram_max : 0;
   np__engine_post (engine, NP_CMD_LISTEN, conn, FALSE);
   return conn;
 }
@@ -193,6 +202,8 @@ adopt (NpConn *listener, int fd, const struct sockaddr_storage *remote,
   NpConn *conn = np__conn_new (engine, engine->next_accepted_id++);
   conn->family = remote->ss_family;
   conn->fd = fd;
+  conn->seqpacket = listener->seqpacket;
+  conn->datagram_max = listener->datagram_max;
   conn->state = NP_CONN_OPEN;
   np__engine_register (engine, conn);
 

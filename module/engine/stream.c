@@ -77,6 +77,7 @@ conn_from_spec (NpEngine *engine, guint64 id, const NpConnectSpec *spec)
   conn->port = spec->port;
   conn->path = g_strdup (spec->path);
   conn->datagram = spec->type == SOCK_DGRAM;
+  conn->seqpacket = spec->type == SOCK_SEQPACKET;
   conn->datagram_max = spec->datagram_max;
   if (spec->remote && spec->remote_len > 0)
     {
@@ -187,8 +188,8 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
 
   int err = 0;
   guint failed_option = 0;
-  int fd = np__fd_socket (target.addr.ss_family,
-                          conn->datagram ? SOCK_DGRAM : SOCK_STREAM, &err);
+  int fd = np__fd_socket (target.addr.ss_family, NP__CONN_SOCKTYPE (conn),
+                          &err);
   if (fd >= 0)
     {
       err = np__sockopt_apply (fd, conn->options, conn->n_options,
@@ -284,14 +285,12 @@ np_conn_unref (NpConn *conn)
   g_free (conn);
 }
 
-gsize
-np_conn_send (NpConn *conn, const void *data, gsize len)
+/* np_conn_send() and np_conn_send_record(): with REFUSED non-NULL, a
+   record the kernel refuses outright (EMSGSIZE) on a direct send is
+   dropped and its errno stored there instead of being queued.  */
+static gsize
+send_stream (NpConn *conn, const void *data, gsize len, int *refused)
 {
-  if (conn->datagram)
-    {
-      (void) np_conn_send_datagram (conn, data, len);
-      return np_conn_queued (conn);
-    }
   if (len == 0)
     return np_conn_queued (conn);
 
@@ -309,8 +308,15 @@ np_conn_send (NpConn *conn, const void *data, gsize len)
     {
       ssize_t n = send (conn->direct_fd, data, len,
                         MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n == (ssize_t) len)
+      /* A seqpacket send is all or nothing: any count is the record.  */
+      if (n == (ssize_t) len || (n > 0 && conn->seqpacket))
         {
+          pthread_mutex_unlock (&conn->out_lock);
+          return 0;
+        }
+      if (n < 0 && errno == EMSGSIZE && refused)
+        {
+          *refused = EMSGSIZE;
           pthread_mutex_unlock (&conn->out_lock);
           return 0;
         }
@@ -337,6 +343,28 @@ np_conn_send (NpConn *conn, const void *data, gsize len)
   if (was_empty)
     np__engine_post (conn->engine, NP_CMD_FLUSH, conn, FALSE);
   return queued;
+}
+
+gsize
+np_conn_send (NpConn *conn, const void *data, gsize len)
+{
+  if (conn->datagram)
+    {
+      (void) np_conn_send_datagram (conn, data, len);
+      return np_conn_queued (conn);
+    }
+  return send_stream (conn, data, len, NULL);
+}
+
+int
+np_conn_send_record (NpConn *conn, const void *data, gsize len,
+                     gsize *queued)
+{
+  int refused = 0;
+  gsize q = send_stream (conn, data, len, conn->seqpacket ? &refused : NULL);
+  if (queued)
+    *queued = refused ? np_conn_queued (conn) : q;
+  return refused;
 }
 
 gsize
@@ -631,7 +659,10 @@ write_out (NpConn *conn, gboolean final)
       int niov = 0;
       pthread_mutex_lock (&conn->out_lock);
       gsize offset = conn->out_offset;
-      for (GList *l = conn->out.head; l && niov < NP_IOV_MAX; l = l->next)
+      /* A seqpacket conn sends each chunk, one np_conn_send(), as a
+         record of its own: one chunk per sendmsg().  */
+      int iov_max = conn->seqpacket ? 1 : NP_IOV_MAX;
+      for (GList *l = conn->out.head; l && niov < iov_max; l = l->next)
         {
           NpChunk *chunk = l->data;
           iov[niov].iov_base = chunk->data + offset;
@@ -661,6 +692,15 @@ write_out (NpConn *conn, gboolean final)
             }
           else if (err == EPIPE || err == ECONNRESET)
             return give_up_writing (conn, err);
+          else if (err == EMSGSIZE && conn->seqpacket)
+            {
+              /* A record larger than the socket can ever take: the
+                 builtin signals in the sender and goes on.  Here the
+                 sender has returned; drop it, say so, go on.  */
+              consume_output (conn, iov[0].iov_len);
+              post_simple (conn, NP_EVENT_SEND_FAILED, err, FALSE, NULL);
+              continue;
+            }
           np__stream_end (conn, err);
           return FALSE;
         }
@@ -693,20 +733,34 @@ read_in (NpConn *conn)
   NpEngine *engine = conn->engine;
   int fd = conn->fd;
   gsize size = engine->limits.read_size;
+  guint8 *buf = engine->scratch;
+  if (conn->seqpacket && conn->datagram_max > 0)
+    {
+      /* One recv() is one record, and what does not fit is lost, as in
+         the builtin, which reads read-process-output-max bytes: the
+         owner passes that as DATAGRAM_MAX.  */
+      size = MIN (conn->datagram_max, (gsize) NP_DATAGRAM_BUF);
+      if (size > engine->limits.read_size)
+        {
+          if (!engine->datagram_scratch)
+            engine->datagram_scratch = g_malloc (NP_DATAGRAM_BUF);
+          buf = engine->datagram_scratch;
+        }
+    }
 
   for (int i = 0; i < NP_READS_PER_WAKE; i++)
     {
-      ssize_t n = recv (fd, engine->scratch, size, MSG_DONTWAIT);
+      ssize_t n = recv (fd, buf, size, MSG_DONTWAIT);
       if (n > 0)
         {
-          if (np__channel_post_data (engine, conn, engine->scratch,
-                                     (gsize) n))
+          if (np__channel_post_data (engine, conn, buf, (gsize) n))
             {
               /* Backpressure (or closed): the drain will post RESUME.  */
               np__stream_update_reading (conn);
               return conn->state != NP_CONN_DONE;
             }
-          if ((gsize) n < size)
+          /* A short read empties a stream; records are short anyway.  */
+          if ((gsize) n < size && !conn->seqpacket)
             break;
           continue;
         }
@@ -843,8 +897,7 @@ try_next_target (NpConn *conn)
 
       int err = 0;
       int fd = np__fd_socket (target->addr.ss_family,
-                              conn->datagram ? SOCK_DGRAM : SOCK_STREAM,
-                              &err);
+                              NP__CONN_SOCKTYPE (conn), &err);
       if (fd < 0)
         {
           conn->last_errno = err;
