@@ -23,36 +23,6 @@
 
 /* Addresses.  */
 
-static socklen_t
-loopback (int family, guint16 port, struct sockaddr_storage *ss)
-{
-  memset (ss, 0, sizeof *ss);
-  if (family == AF_INET)
-    {
-      struct sockaddr_in *sin = (struct sockaddr_in *) ss;
-      sin->sin_family = AF_INET;
-      sin->sin_port = htons (port);
-      sin->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-      return sizeof *sin;
-    }
-  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons (port);
-  sin6->sin6_addr = in6addr_loopback;
-  return sizeof *sin6;
-}
-
-static socklen_t
-unix_address (const char *path, struct sockaddr_storage *ss)
-{
-  memset (ss, 0, sizeof *ss);
-  struct sockaddr_un *sun = (struct sockaddr_un *) ss;
-  sun->sun_family = AF_UNIX;
-  g_strlcpy (sun->sun_path, path, sizeof sun->sun_path);
-  return (socklen_t) (G_STRUCT_OFFSET (struct sockaddr_un, sun_path)
-                      + strlen (path) + 1);
-}
-
 /* The same address, compared by what matters for each family.  */
 static void
 assert_same_address (const struct sockaddr_storage *expected,
@@ -87,7 +57,7 @@ peer_udp (TPeer *peer, int family)
   peer->fd = socket (family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (peer->fd < 0)
     T_FAIL ("socket: %s", g_strerror (errno));
-  socklen_t len = loopback (family, 0, &peer->addr);
+  socklen_t len = t_loopback (family, 0, &peer->addr);
   if (bind (peer->fd, (struct sockaddr *) &peer->addr, len) < 0)
     T_FAIL ("bind: %s", g_strerror (errno));
   peer->addr_len = sizeof peer->addr;
@@ -105,7 +75,7 @@ peer_unix (TPeer *peer, const char *path)
   memset (&peer->addr, 0, sizeof peer->addr);
   if (!path)
     return;
-  peer->addr_len = unix_address (path, &peer->addr);
+  peer->addr_len = t_unix_address (path, &peer->addr);
   if (bind (peer->fd, (struct sockaddr *) &peer->addr, peer->addr_len) < 0)
     T_FAIL ("bind %s: %s", path, g_strerror (errno));
 }
@@ -486,7 +456,7 @@ test_server_two_peers (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = loopback (AF_INET, 0, &at), bound_len = 0;
+  socklen_t at_len = t_loopback (AF_INET, 0, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
   T_EQ (sizeof (struct sockaddr_in), bound_len);
 
@@ -533,7 +503,7 @@ test_server_two_peers (void)
   /* Set explicitly.  An IPv6 address on this IPv4 socket is refused and
      changes nothing.  */
   struct sockaddr_storage v6;
-  socklen_t v6_len = loopback (AF_INET6, 9, &v6);
+  socklen_t v6_len = t_loopback (AF_INET6, 9, &v6);
   T_ASSERT (!np_conn_set_datagram_address (srv, (struct sockaddr *) &v6,
                                            v6_len));
   T_ASSERT (np_conn_set_datagram_address (srv, (struct sockaddr *) &a.addr,
@@ -562,7 +532,7 @@ test_server_unix (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = unix_address (spath, &at), bound_len = 0;
+  socklen_t at_len = t_unix_address (spath, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
 
   TPeer a, anon;
@@ -597,7 +567,7 @@ test_server_unix (void)
   /* Nobody at a path: the error is the call's.  */
   struct sockaddr_storage nowhere;
   g_autofree char *npath = g_build_filename (dir, "nowhere", NULL);
-  socklen_t nowhere_len = unix_address (npath, &nowhere);
+  socklen_t nowhere_len = t_unix_address (npath, &nowhere);
   T_ASSERT (np_conn_set_datagram_address (srv, (struct sockaddr *) &nowhere,
                                           nowhere_len));
   T_EQ (ENOENT, np_conn_send_datagram (srv, "x", 1));
@@ -619,7 +589,7 @@ test_server_ipv6_rebind (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = loopback (AF_INET6, 0, &at), bound_len = 0;
+  socklen_t at_len = t_loopback (AF_INET6, 0, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
   TPeer p;
   peer_udp (&p, AF_INET6);
@@ -651,7 +621,7 @@ test_truncate (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = loopback (AF_INET, 0, &at), bound_len = 0;
+  socklen_t at_len = t_loopback (AF_INET, 0, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 4096, &bound, &bound_len);
   TPeer p;
   peer_udp (&p, AF_INET);
@@ -714,7 +684,7 @@ test_pause_resume (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = loopback (AF_INET, 0, &at), bound_len = 0;
+  socklen_t at_len = t_loopback (AF_INET, 0, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
   np_conn_set_paused (srv, TRUE);
   np_engine_sync (h.engine);
@@ -757,7 +727,7 @@ test_inbound_bound (void)
   THarness h;
   th_init (&h, &limits);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = loopback (AF_INET, 0, &at), bound_len = 0;
+  socklen_t at_len = t_loopback (AF_INET, 0, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
   TPeer p;
   peer_udp (&p, AF_INET);
@@ -883,7 +853,7 @@ test_close_while_flowing (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage at, bound;
-  socklen_t at_len = loopback (AF_INET, 0, &at), bound_len = 0;
+  socklen_t at_len = t_loopback (AF_INET, 0, &at), bound_len = 0;
   NpConn *srv = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
   TPeer p;
   peer_udp (&p, AF_INET);

@@ -22,36 +22,6 @@
 
 /* Addresses.  */
 
-static socklen_t
-loopback (int family, guint16 port, struct sockaddr_storage *ss)
-{
-  memset (ss, 0, sizeof *ss);
-  if (family == AF_INET)
-    {
-      struct sockaddr_in *sin = (struct sockaddr_in *) ss;
-      sin->sin_family = AF_INET;
-      sin->sin_port = htons (port);
-      sin->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-      return sizeof *sin;
-    }
-  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons (port);
-  sin6->sin6_addr = in6addr_loopback;
-  return sizeof *sin6;
-}
-
-static socklen_t
-unix_address (const char *path, struct sockaddr_storage *ss)
-{
-  memset (ss, 0, sizeof *ss);
-  struct sockaddr_un *sun = (struct sockaddr_un *) ss;
-  sun->sun_family = AF_UNIX;
-  g_strlcpy (sun->sun_path, path, sizeof sun->sun_path);
-  return (socklen_t) (G_STRUCT_OFFSET (struct sockaddr_un, sun_path)
-                      + strlen (path) + 1);
-}
-
 static guint16
 port_of (const struct sockaddr_storage *ss)
 {
@@ -179,7 +149,7 @@ listen_loopback (THarness *h, guint64 id, int family,
                  struct sockaddr_storage *bound)
 {
   struct sockaddr_storage addr;
-  socklen_t len = loopback (family, 0, &addr);
+  socklen_t len = t_loopback (family, 0, &addr);
   socklen_t bound_len = 0;
   NpConn *l = listen_or_fail (h, id, &addr, len, -1, bound, &bound_len);
   T_EQ (len, bound_len);
@@ -415,7 +385,7 @@ test_unix (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage addr, bound;
-  socklen_t len = unix_address (path, &addr);
+  socklen_t len = t_unix_address (path, &addr);
   socklen_t bound_len = 0;
   NpConn *l = listen_or_fail (&h, 5, &addr, len, -1, &bound, &bound_len);
   T_EQ (AF_UNIX, bound.ss_family);
@@ -457,16 +427,16 @@ test_reuseaddr_explicit (void)
   struct sockaddr_storage addr, bound;
   socklen_t bound_len;
 
-  socklen_t len = loopback (AF_INET, 0, &addr);
+  socklen_t len = t_loopback (AF_INET, 0, &addr);
   NpConn *l1 = listen_or_fail (&h, 1, &addr, len, 0, &bound, &bound_len);
   T_EQ (0, sockopt_int (check_listener_fd (&bound), SOL_SOCKET,
                         SO_REUSEADDR));
-  len = unix_address (path, &addr);
+  len = t_unix_address (path, &addr);
   NpConn *l2 = listen_or_fail (&h, 2, &addr, len, 1, &bound, &bound_len);
   T_EQ (1, sockopt_int (check_listener_fd (&bound), SOL_SOCKET,
                         SO_REUSEADDR));
   /* A null BOUND is allowed.  */
-  len = loopback (AF_INET6, 0, &addr);
+  len = t_loopback (AF_INET6, 0, &addr);
   NpConn *l3 = listen_or_fail (&h, 3, &addr, len, 1, NULL, NULL);
 
   np_conn_close (l1);
@@ -507,7 +477,7 @@ test_error_not_local (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage addr;
-  socklen_t len = loopback (AF_INET, 0, &addr);
+  socklen_t len = t_loopback (AF_INET, 0, &addr);
   ((struct sockaddr_in *) &addr)->sin_addr.s_addr = htonl (0xc0000201);
   expect_listen_error (&h, &addr, len, -1, EADDRNOTAVAIL, NP_LISTEN_BIND);
   th_pump (&h, 50);
@@ -524,7 +494,7 @@ test_error_unix_missing_dir (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage addr;
-  socklen_t len = unix_address (path, &addr);
+  socklen_t len = t_unix_address (path, &addr);
   expect_listen_error (&h, &addr, len, -1, ENOENT, NP_LISTEN_BIND);
   th_free (&h);
   t_rmdir (dir);
@@ -540,7 +510,7 @@ test_error_unix_exists (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage addr;
-  socklen_t len = unix_address (path, &addr);
+  socklen_t len = t_unix_address (path, &addr);
   expect_listen_error (&h, &addr, len, -1, EADDRINUSE, NP_LISTEN_BIND);
   expect_listen_error (&h, &addr, len, 1, EADDRINUSE, NP_LISTEN_BIND);
   g_autofree char *text = NULL;
@@ -1017,7 +987,7 @@ test_thousand_clients (void)
   th_init (&h, NULL);
   struct sockaddr_storage bound;
   struct sockaddr_storage addr;
-  socklen_t len = loopback (AF_INET, 0, &addr);
+  socklen_t len = t_loopback (AF_INET, 0, &addr);
   NpListenSpec spec = { .address = (struct sockaddr *) &addr,
                         .address_len = len, .backlog = 1024,
                         .reuseaddr = -1 };

@@ -21,23 +21,12 @@
 /* Larger than any default socket buffer can take as one record.  */
 #define HUGE_RECORD 300000
 
-static socklen_t
-unix_address (const char *path, struct sockaddr_storage *ss)
-{
-  memset (ss, 0, sizeof *ss);
-  struct sockaddr_un *sun = (struct sockaddr_un *) ss;
-  sun->sun_family = AF_UNIX;
-  g_strlcpy (sun->sun_path, path, sizeof sun->sun_path);
-  return (socklen_t) (G_STRUCT_OFFSET (struct sockaddr_un, sun_path)
-                      + strlen (path) + 1);
-}
-
 /* A plain seqpacket listener on PATH.  */
 static int
 plain_listener (const char *path)
 {
   struct sockaddr_storage ss;
-  socklen_t len = unix_address (path, &ss);
+  socklen_t len = t_unix_address (path, &ss);
   int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   T_ASSERT (fd >= 0);
   if (bind (fd, (struct sockaddr *) &ss, len) < 0 || listen (fd, 5) < 0)
@@ -50,7 +39,7 @@ static int
 plain_client (const char *path)
 {
   struct sockaddr_storage ss;
-  socklen_t len = unix_address (path, &ss);
+  socklen_t len = t_unix_address (path, &ss);
   int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   T_ASSERT (fd >= 0);
   if (connect (fd, (struct sockaddr *) &ss, len) < 0)
@@ -335,7 +324,7 @@ test_listener (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage addr, bound;
-  socklen_t len = unix_address (path, &addr);
+  socklen_t len = t_unix_address (path, &addr);
   socklen_t bound_len = 0;
   NpListenSpec spec = {
     .address = (struct sockaddr *) &addr,
@@ -403,7 +392,7 @@ test_engine_both_sides (void)
   THarness h;
   th_init (&h, NULL);
   struct sockaddr_storage addr, bound;
-  socklen_t len = unix_address (path, &addr);
+  socklen_t len = t_unix_address (path, &addr);
   socklen_t bound_len = 0;
   NpListenSpec spec = {
     .address = (struct sockaddr *) &addr,

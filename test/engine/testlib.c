@@ -591,3 +591,33 @@ th_assert_quiet_after (THarness *h, guint64 id, guint from)
                 from);
     }
 }
+
+socklen_t
+t_loopback (int family, guint16 port, struct sockaddr_storage *ss)
+{
+  memset (ss, 0, sizeof *ss);
+  if (family == AF_INET)
+    {
+      struct sockaddr_in *sin = (struct sockaddr_in *) ss;
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons (port);
+      sin->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+      return sizeof *sin;
+    }
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons (port);
+  sin6->sin6_addr = in6addr_loopback;
+  return sizeof *sin6;
+}
+
+socklen_t
+t_unix_address (const char *path, struct sockaddr_storage *ss)
+{
+  memset (ss, 0, sizeof *ss);
+  struct sockaddr_un *sun = (struct sockaddr_un *) ss;
+  sun->sun_family = AF_UNIX;
+  g_strlcpy (sun->sun_path, path, sizeof sun->sun_path);
+  return (socklen_t) (G_STRUCT_OFFSET (struct sockaddr_un, sun_path)
+                      + strlen (path) + 1);
+}

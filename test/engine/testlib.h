@@ -123,6 +123,10 @@ void t_pair_open (TPair *p, const NpLimits *limits);
 void t_pair_close (TPair *p);
 
 /* Peers.  */
+/* Addresses: loopback of FAMILY (AF_INET or AF_INET6) with PORT, or the
+   Unix socket PATH, into SS; returns the length.  */
+socklen_t t_loopback (int family, guint16 port, struct sockaddr_storage *ss);
+socklen_t t_unix_address (const char *path, struct sockaddr_storage *ss);
 int t_listen_tcp (int family, guint16 *port);
 int t_listen_unix (const char *path);
 int t_accept (int lfd, int timeout_ms);
