@@ -283,24 +283,49 @@ np__datagram_write_out (NpConn *conn, gboolean final)
   return TRUE;
 }
 
+guint8 *
+np__record_buffer (NpConn *conn, gsize *cap, guint8 **own)
+{
+  NpEngine *engine = conn->engine;
+  if (!engine->datagram_scratch)
+    engine->datagram_scratch = g_malloc (NP_DATAGRAM_BUF);
+  *own = NULL;
+  *cap = NP_DATAGRAM_BUF;
+  if (conn->datagram_max > 0)
+    {
+      *cap = MIN (*cap, conn->datagram_max);
+      return engine->datagram_scratch;
+    }
+  /* A UDP payload always fits.  A Unix record is as large as its
+     sender's send buffer, which the sender may raise: ask its size.  */
+  if (conn->seqpacket || conn->family == AF_UNIX)
+    {
+      ssize_t n = recv (conn->fd, NULL, 0,
+                        MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+      if (n > NP_DATAGRAM_BUF)
+        {
+          *own = g_malloc ((gsize) n);
+          *cap = (gsize) n;
+          return *own;
+        }
+    }
+  return engine->datagram_scratch;
+}
+
 /* Returns FALSE when the connection ended.  */
 static gboolean
 read_datagrams (NpConn *conn)
 {
   NpEngine *engine = conn->engine;
-  if (!engine->datagram_scratch)
-    engine->datagram_scratch = g_malloc (NP_DATAGRAM_BUF);
-  gsize cap = NP_DATAGRAM_BUF;
-  if (conn->datagram_max > 0)
-    cap = MIN (cap, conn->datagram_max);
-
   for (int i = 0; i < NP_DATAGRAMS_PER_WAKE; i++)
     {
+      g_autofree guint8 *own = NULL;
+      gsize cap;
+      guint8 *buf = np__record_buffer (conn, &cap, &own);
       struct sockaddr_storage from;
       socklen_t from_len = sizeof from;
       /* MSG_TRUNC: the datagram's real size, however much was kept.  */
-      ssize_t n = recvfrom (conn->fd, engine->datagram_scratch, cap,
-                            MSG_DONTWAIT | MSG_TRUNC,
+      ssize_t n = recvfrom (conn->fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC,
                             (struct sockaddr *) &from, &from_len);
       if (n < 0)
         {
@@ -319,9 +344,8 @@ read_datagrams (NpConn *conn)
           return FALSE;
         }
       gsize full = (gsize) n;
-      if (np__channel_post_datagram (engine, conn, engine->datagram_scratch,
-                                     MIN (full, cap), full, &from,
-                                     from_len))
+      if (np__channel_post_datagram (engine, conn, buf, MIN (full, cap),
+                                     full, &from, from_len))
         {
           /* Backpressure (or closed): the drain will post RESUME.  */
           np__stream_update_reading (conn);

@@ -239,6 +239,10 @@ void np__datagram_set_address (NpConn *conn,
                                socklen_t len);
 /* Engine thread only from here.  */
 void np__datagram_ready (NpConn *conn, guint32 events);
+/* Where CONN's next record or datagram is read, and *CAP its size: the
+   engine's scratch buffer, or *OWN (to free) for a Unix record larger
+   than that.  With DATAGRAM_MAX set, at most that many bytes.  */
+guint8 *np__record_buffer (NpConn *conn, gsize *cap, guint8 **own);
 /* The socket type CONN's sockets are made with.  */
 #define NP__CONN_SOCKTYPE(conn) \
   ((conn)->datagram ? SOCK_DGRAM \

@@ -33,8 +33,9 @@
      calls np_conn_datagram_received() as it hands each DATA event on.
    - Each datagram read is one DATA event, its boundaries kept, with the
      sender in REMOTE (REMOTE_LEN 0 for an unbound Unix socket) and its
-     full size in DATAGRAM_LEN; LEN is less when it was truncated to the
-     conn's DATAGRAM_MAX.
+     full size in DATAGRAM_LEN.  The datagram is whole unless the conn
+     has a DATAGRAM_MAX (the builtin's read-process-output-max cut): LEN
+     is less when it was cut to that.
    - A zero-length datagram ends the conn: CLOSED, code 0, as the builtin
      (whose read returns 0) does.  A failed read ends it with the errno.
    - Each np_conn_send*() call is one datagram, sent with one sendto()
@@ -49,10 +50,10 @@
    paths: connect, listen and accept, OPEN, DATA, CLOSED as for
    SOCK_STREAM, TYPE SOCK_SEQPACKET in NpConnectSpec or NpListenSpec
    (its accepted connections are seqpacket too).  Differences:
-   - Each DATA event is one record read with one recv(), cut to
-     DATAGRAM_MAX when that is set (the rest of the record is lost, as
-     the builtin, which reads read-process-output-max bytes, loses it),
-     else to the read size.
+   - Each DATA event is one record read with one recv(), whole, however
+     large, unless DATAGRAM_MAX is set: then it is cut to that and the
+     rest of the record is lost, as the builtin, which reads
+     read-process-output-max bytes, loses it.
    - Each np_conn_send*() call is one record, sent whole by one send()
      or sendmsg() (never merged with another, never split).  A record
      the socket can never take (EMSGSIZE) is refused: by
@@ -180,8 +181,7 @@ typedef struct
   guint n_options;
   /* 0 or SOCK_STREAM; SOCK_DGRAM, SOCK_SEQPACKET: see the top */
   int type;
-  /* SOCK_DGRAM, SOCK_SEQPACKET: truncate to this; 0 = no limit (for
-     seqpacket: the read size) */
+  /* SOCK_DGRAM, SOCK_SEQPACKET: truncate to this; 0 = no limit */
   gsize datagram_max;
 } NpConnectSpec;
 

@@ -734,22 +734,14 @@ read_in (NpConn *conn)
   int fd = conn->fd;
   gsize size = engine->limits.read_size;
   guint8 *buf = engine->scratch;
-  if (conn->seqpacket && conn->datagram_max > 0)
-    {
-      /* One recv() is one record, and what does not fit is lost, as in
-         the builtin, which reads read-process-output-max bytes: the
-         owner passes that as DATAGRAM_MAX.  */
-      size = MIN (conn->datagram_max, (gsize) NP_DATAGRAM_BUF);
-      if (size > engine->limits.read_size)
-        {
-          if (!engine->datagram_scratch)
-            engine->datagram_scratch = g_malloc (NP_DATAGRAM_BUF);
-          buf = engine->datagram_scratch;
-        }
-    }
 
   for (int i = 0; i < NP_READS_PER_WAKE; i++)
     {
+      /* One recv() is one record: it must hold all of it, or what does
+         not fit is lost.  */
+      g_autofree guint8 *own = NULL;
+      if (conn->seqpacket)
+        buf = np__record_buffer (conn, &size, &own);
       ssize_t n = recv (fd, buf, size, MSG_DONTWAIT);
       if (n > 0)
         {

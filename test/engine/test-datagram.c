@@ -644,6 +644,59 @@ test_truncate (void)
   close (p.fd);
 }
 
+/* Without DATAGRAM_MAX a datagram arrives whole: the largest UDP
+   payload, and a Unix datagram larger than the engine's read buffer
+   (its sender raised its send buffer).  */
+static void
+test_whole_by_default (void)
+{
+  char *dir = t_tmpdir ();
+  g_autofree char *spath = g_build_filename (dir, "srv", NULL);
+  THarness h;
+  th_init (&h, NULL);
+  struct sockaddr_storage at4, bound4, atu, boundu;
+  socklen_t at4_len = t_loopback (AF_INET, 0, &at4), bound4_len = 0;
+  socklen_t atu_len = t_unix_address (spath, &atu), boundu_len = 0;
+  NpConn *udp = server_open (&h, 1, &at4, at4_len, 0, &bound4, &bound4_len);
+  NpConn *unx = server_open (&h, 2, &atu, atu_len, 0, &boundu, &boundu_len);
+
+  const gsize unix_big = 300000;
+  guint8 *big = g_malloc (unix_big);
+  fill (big, unix_big, 11);
+  TPeer p4, pu;
+  peer_udp (&p4, AF_INET);
+  peer_unix (&pu, NULL);
+  int sndbuf = 1 << 20;
+  T_ASSERT (setsockopt (pu.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+                        sizeof sndbuf) == 0);
+  peer_send_to (&p4, big, MAX_UDP4, &bound4, bound4_len);
+  peer_send_to (&pu, big, unix_big, &boundu, boundu_len);
+  peer_send_to (&pu, "after", 5, &boundu, boundu_len);
+  wait_datagrams (&h, 1, 1);
+  wait_datagrams (&h, 2, 2);
+
+  NpEvent *e = th_find (&h, 1, NP_EVENT_DATA);
+  T_EQ (MAX_UDP4, e->len);
+  T_ASSERT (memcmp (e->data, big, MAX_UDP4) == 0);
+  g_autoptr (GPtrArray) got = data_events (&h, 2);
+  e = g_ptr_array_index (got, 0);
+  T_EQ (unix_big, e->len);
+  T_EQ (unix_big, e->datagram_len);
+  T_ASSERT (memcmp (e->data, big, unix_big) == 0);
+  e = g_ptr_array_index (got, 1);
+  T_EQ (5, e->len);
+
+  g_free (big);
+  np_conn_close (udp);
+  np_conn_unref (udp);
+  np_conn_close (unx);
+  np_conn_unref (unx);
+  th_free (&h);
+  close (p4.fd);
+  close (pu.fd);
+  t_rmdir (dir);
+}
+
 /* A zero-length datagram ends the receiver, as the builtin's read of 0
    bytes does: what came before is delivered, then CLOSED with code 0.  */
 static void
@@ -927,6 +980,7 @@ main (int argc, char **argv)
     { "datagram/server-unix", test_server_unix },
     { "datagram/server-ipv6-rebind", test_server_ipv6_rebind },
     { "datagram/truncate", test_truncate },
+    { "datagram/whole-by-default", test_whole_by_default },
     { "datagram/empty-datagram-closes", test_empty_datagram_closes },
     { "datagram/pause-resume", test_pause_resume },
     { "datagram/inbound-bound", test_inbound_bound },

@@ -168,20 +168,31 @@ test_client_boundaries (void)
       T_ASSERT (memcmp (buf, out[i], n) == 0);
     }
 
-  /* Peer to engine: each record one DATA event, whatever its size.  */
-  g_autofree char *big = g_malloc (5000);
-  memset (big, 'z', 5000);
+  /* Peer to engine: each record one DATA event, whole, whatever its
+     size: larger than the engine's read size, and larger than its
+     record buffer (the peer raised its send buffer for it).  */
+  const gsize huge = 300000;
+  int sndbuf = 1 << 20;
+  T_ASSERT (setsockopt (peer, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+                        sizeof sndbuf) == 0);
+  g_autofree char *big = g_malloc (huge);
+  for (gsize i = 0; i < huge; i++)
+    big[i] = (char) ('a' + i % 23);
   send_record (peer, "x", 1);
   send_record (peer, "yy", 2);
   send_record (peer, big, 5000);
+  send_record (peer, big, 100000);
+  send_record (peer, big, huge);
   send_record (peer, "w", 1);
-  wait_records (&h, 1, 4);
+  wait_records (&h, 1, 6);
   g_autoptr (GPtrArray) got = records_of (&h, 1);
-  T_EQ (4, got->len);
+  T_EQ (6, got->len);
   assert_record (got->pdata[0], "x", 1);
   assert_record (got->pdata[1], "yy", 2);
   assert_record (got->pdata[2], big, 5000);
-  assert_record (got->pdata[3], "w", 1);
+  assert_record (got->pdata[3], big, 100000);
+  assert_record (got->pdata[4], big, huge);
+  assert_record (got->pdata[5], "w", 1);
 
   /* The peer closes: CLOSED, code 0, after the data.  */
   close (peer);
