@@ -69,8 +69,13 @@ check: deps
 check-engine: $(ENGINE_TEST_BINS)
 	@test/run-engine-tests.sh $(ENGINE_TEST_BINS)
 
-check-lisp: all build/sockopt-peek
+check-lisp: all build/sockopt-peek build/dgram-peer
 	@test/run-lisp-tests.sh
+
+# A plain datagram peer, for the ERT suite.
+build/dgram-peer: test/dgram-peer.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -o $@ $<
 
 # Reads the socket options of another process's socket, for the ERT suite.
 build/sockopt-peek: test/sockopt-peek.c

@@ -16,6 +16,8 @@
 
 (declare-function netproc--set-paused "netproc-module" (conn flag))
 (declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--datagram-received "netproc-module"
+                  (conn sender))
 (declare-function netproc--on-accepted "netproc-server"
                   (server server-st accepted))
 (declare-function netproc--on-accept-failed "netproc-server"
@@ -240,7 +242,13 @@ With FINAL, decode everything that is left."
           (string-to-multibyte text)))))))
 
 (defun netproc--deliver (proc st bytes)
-  "Decode BYTES for PROC (state ST) and give them to its filter."
+  "Decode BYTES for PROC (state ST) and give them to its filter.
+BYTES may also be a datagram, (BYTES . SENDER): as in Emacs, SENDER
+becomes the datagram address as the datagram reaches the filter, so
+that a reply from the filter goes back to it."
+  (when (consp bytes)
+    (netproc--datagram-received (netproc--st-conn st) (cdr bytes))
+    (setq bytes (car bytes)))
   (netproc--give proc st (netproc--decode st bytes)))
 
 (defun netproc--flush-carry (proc st)

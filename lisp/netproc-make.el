@@ -103,10 +103,7 @@ ARGS are the arguments, TARGET what `netproc--target' made of them."
               (cons (if (plist-get args :server)
                         "make server process failed"
                       "make client process failed")
-                    (cons "Socket type not supported" args))))
-    ;; Seqpacket takes the stream paths; datagrams are still to come.
-    (when (eq type 'datagram)
-      (error "netproc does not support :type %s yet" type))))
+                    (cons "Socket type not supported" args))))))
 
 (defun netproc--address-form-p (address)
   "Non-nil if ADDRESS has one of the forms Emacs takes for an address.
@@ -330,11 +327,13 @@ the engine's event would have been."
                    (plist-get target :host)
                    (plist-get target :port)
                    (plist-get target :path)
-                   remote now (netproc--st-options st)
+                   remote now
+                   ;; Emacs sets no option on a datagram client it makes.
+                   (unless (netproc--datagram-p st) (netproc--st-options st))
                    (plist-get (netproc--st-contact st) :type)
-                   ;; The builtin reads a record with this many bytes,
-                   ;; and loses the rest of a longer one.
-                   read-process-output-max)))
+                   ;; Records and datagrams arrive whole (Emacs cuts them
+                   ;; to `read-process-output-max').
+                   nil)))
       (if (not (vectorp result))
           (setf (netproc--st-conn st) result)
         (setf (netproc--st-conn st) (aref result 0)
@@ -424,8 +423,11 @@ A quit cancels the connect."
         (netproc--start-server st args target)
         (netproc--check-coding-after-connect st args))
        ((netproc--st-nowait st)
-        (netproc--check-option-values st)
+        (unless (netproc--datagram-p st)
+          (netproc--check-option-values st))
         (if (and (plist-get target :path)
+                 ;; A datagram client connects to nothing.
+                 (not (netproc--datagram-p st))
                  (not (file-exists-p (plist-get target :path))))
             ;; Emacs connects a Unix socket at once even with :nowait,
             ;; and a missing path makes the status `file-missing' before

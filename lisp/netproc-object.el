@@ -91,6 +91,10 @@ taken NAME<N> each time.")
       (when (< n (gethash base netproc--name-hints 1))
         (puthash base n netproc--name-hints)))))
 
+(defun netproc--datagram-p (st)
+  "Non-nil if ST is the state of a datagram netproc."
+  (eq (plist-get (netproc--st-contact st) :type) 'datagram))
+
 (defun netproc--register (name &optional id)
   "Make and register a netproc called NAME (made unique); return its state.
 ID is the engine's id for it; by default a new one."

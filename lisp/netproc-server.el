@@ -20,6 +20,8 @@
 (declare-function netproc--listen "netproc-module"
                   (id address backlog reuseaddr options type read-max))
 (declare-function netproc--option-failure "netproc-make" (pairs index code))
+(declare-function netproc--set-datagram-address "netproc-module"
+                  (conn address))
 
 (defvar netproc--accept-count 0
   "Connections accepted so far; Unix socket connections are named by it.")
@@ -73,19 +75,25 @@ CONTACT is the server's contact plist, OPTIONS its network options as
          (result (condition-case err
                      (netproc--listen (netproc--rec-id proc) address
                                       backlog nil (netproc--st-options st)
-                                      (plist-get args :type)
-                                      read-process-output-max)
+                                      (plist-get args :type) nil)
                    (error (netproc--forget proc)
                           (signal (car err) (cdr err))))))
     (when (vectorp result)
       (netproc--forget proc)
       (netproc--listen-error result (netproc--st-contact st)
                              (netproc--st-options st)))
-    (let ((bound (cdr result)))
+    (let ((bound (cdr result))
+          (datagram (netproc--datagram-p st)))
+      ;; A datagram server accepts nothing: it is open, and reads and
+      ;; sends as a client does.
       (setf (netproc--st-conn st) (car result)
-            (netproc--st-status st) 'listen
-            (netproc--st-server st) t
+            (netproc--st-status st) (if datagram 'open 'listen)
+            (netproc--st-server st) (not datagram)
             (netproc--st-log st) (plist-get args :log))
+      (when (and datagram (plist-get args :remote))
+        ;; The first destination, if it fits the socket; else ignored,
+        ;; as Emacs ignores it.
+        (netproc--set-datagram-address (car result) (plist-get args :remote)))
       ;; The bound port is the service when the system chose it, or when
       ;; :local gave the address, as in Emacs's contact.
       (when (and (vectorp bound) (vectorp address)

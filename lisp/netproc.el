@@ -40,6 +40,9 @@
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--set-option "netproc-module" (conn option value))
 (declare-function netproc--strerror "netproc-module" (code))
+(declare-function netproc--datagram-address "netproc-module" (conn))
+(declare-function netproc--set-datagram-address "netproc-module"
+                  (conn address))
 
 (netproc--load-module)
 
@@ -108,9 +111,19 @@ A bad value signals an error, as does a value the system refuses
 
 :type `seqpacket' (with :family `local' only, as the system allows)
 keeps record boundaries: each send is one record, each record read is
-one filter call, cut to `read-process-output-max' bytes as the
-builtin's are.  :type `datagram' and TLS are not supported yet and
-signal an error."
+one filter call, whole (Emacs cuts it to `read-process-output-max').
+
+:type `datagram' makes a UDP socket, or a Unix datagram socket with
+:family `local'.  Each send is one datagram, to the netproc's datagram
+address (see `netproc-datagram-address'); each datagram received is
+one filter call, whole.  A client sends to :host and :service (or
+:remote); a server (:server t) binds its address, is `open' rather than
+listening, accepts nothing, and replies to the sender of the datagram
+its filter was last given, or first to :remote if given.  As in Emacs,
+a datagram client gets no network option when it is made, and an empty
+datagram received ends the netproc.
+
+TLS is not supported and signals an error."
   (and args (netproc--make args)))
 
 ;;; Sending
@@ -120,6 +133,20 @@ signal an error."
   (when (eq (netproc--st-status st) 'connect)
     (netproc--wait-until
      (lambda () (not (eq (netproc--st-status st) 'connect))))))
+
+(defconst netproc--emsgsize 90
+  "The errno of a message too long for its socket (Linux).")
+
+(defun netproc--send-refused (proc st refusal)
+  "Signal the error Emacs signals when PROC (state ST) could not send.
+REFUSAL is (ERRNO . MESSAGE): a seqpacket record or a datagram the
+system refused, which leaves PROC open."
+  (signal (netproc--file-error-symbol (car refusal))
+          (list (if (and (netproc--datagram-p st)
+                         (eql (car refusal) netproc--emsgsize))
+                    "Sending datagram"
+                  "Writing to process")
+                (cdr refusal) proc)))
 
 (defun netproc--check-running (proc st)
   "Signal Emacs's error unless PROC (state ST) can send."
@@ -151,9 +178,7 @@ end-of-line conversion of the encoding, as Emacs does it."
       (let* ((conn (netproc--st-conn st))
              (queued (netproc--send conn bytes)))
         (when (consp queued)
-          ;; A seqpacket record larger than the socket takes: the
-          ;; builtin's write() fails, and it says so; the process goes on.
-          (signal 'file-error (list "Writing to process" (cdr queued) proc)))
+          (netproc--send-refused proc st queued))
         (when (> queued netproc-send-high-water-mark)
           (netproc--wait-until
            (lambda ()
@@ -188,12 +213,14 @@ Like `process-send-region'; see `netproc-send-string'."
 (defun netproc-send-eof (&optional netproc)
   "Close the sending side of NETPROC once its queue is written.
 Like `process-send-eof': data from the peer keeps arriving.  NETPROC
-defaults to the current buffer's netproc.  Return NETPROC."
+defaults to the current buffer's netproc.  Return NETPROC.  On a
+datagram netproc this does nothing, and sending goes on."
   (let* ((proc (netproc--get-netproc netproc))
          (st (netproc--st proc)))
     (netproc--await-socket st)
     (netproc--check-running proc st)
-    (unless (netproc--st-eof-sent st)
+    ;; A datagram socket has no end to send, and Emacs sends none.
+    (unless (or (netproc--st-eof-sent st) (netproc--datagram-p st))
       (setf (netproc--st-eof-sent st) t)
       (netproc--shutdown-write (netproc--st-conn st)))
     netproc))
@@ -288,13 +315,18 @@ NETPROC must be a netproc."
 With KEY nil, (HOST SERVICE); with KEY t, the whole contact plist, which
 also holds the :remote and :local addresses once connected; with a
 keyword, its value.  While NETPROC is still connecting this waits,
-unless NO-BLOCK is non-nil: then it returns nil."
+unless NO-BLOCK is non-nil: then it returns nil.  For a datagram
+netproc, :remote is its datagram address at the time of the call."
   (let ((st (netproc--st netproc)))
     ;; Emacs answers nil to NO-BLOCK whenever there is no socket: still
     ;; connecting, failed, closed or deleted.
     (if (and no-block (not (memq (netproc--st-status st) '(open listen))))
         nil
       (netproc--await-socket st)
+      (when (and (memq key '(t :remote)) (netproc--datagram-live-p st))
+        ;; Emacs records where the datagrams go now, in the contact.
+        (netproc--contact-put st :remote (netproc--datagram-address
+                                          (netproc--st-conn st))))
       (let ((contact (netproc--st-contact st)))
         (cond ((null key)
                (list (plist-get contact :host) (plist-get contact :service)))
@@ -538,17 +570,35 @@ dispatched in order all the same."
         ((stringp name) (gethash name netproc--listed))
         (t (signal 'wrong-type-argument (list 'stringp name)))))
 
-(defun netproc-datagram-address (netproc)
-  "Return nil: NETPROC is a stream connection, with no datagram address.
-Like Emacs, wait first while NETPROC is still connecting."
-  (netproc--await-socket (netproc--st netproc))
-  nil)
+(defun netproc--datagram-live-p (st)
+  "Non-nil if ST is a datagram netproc that still has its socket."
+  (and (netproc--datagram-p st)
+       (eq (netproc--st-status st) 'open)
+       (netproc--st-conn st)))
 
-(defun set-netproc-datagram-address (netproc _address)
-  "Return nil: NETPROC is a stream connection, with no datagram address.
-Like Emacs, wait first while NETPROC is still connecting."
-  (netproc--await-socket (netproc--st netproc))
-  nil)
+(defun netproc-datagram-address (netproc)
+  "Return where NETPROC sends its datagrams, as `process-datagram-address'.
+For a client, the address it was made for; for a server, the sender of
+the datagram its filter was last given (all zeros before the first, or
+the :remote it was made with).  The value is an address in the form
+of `netproc-contact', or nil when NETPROC is not a datagram netproc or
+is no longer open.  While NETPROC is still connecting, this waits."
+  (let ((st (netproc--st netproc)))
+    (netproc--await-socket st)
+    (and (netproc--datagram-live-p st)
+         (netproc--datagram-address (netproc--st-conn st)))))
+
+(defun set-netproc-datagram-address (netproc address)
+  "Send NETPROC's datagrams to ADDRESS from now on.
+Like `set-process-datagram-address': return ADDRESS, or nil when
+NETPROC is not an open datagram netproc or ADDRESS does not fit its
+socket (an IPv6 address for an IPv4 socket, say).  While NETPROC is
+still connecting, this waits."
+  (let ((st (netproc--st netproc)))
+    (netproc--await-socket st)
+    (and (netproc--datagram-live-p st)
+         (netproc--set-datagram-address (netproc--st-conn st) address)
+         address)))
 
 (defun set-netproc-option (netproc option value &optional no-error)
   "Set the network OPTION of NETPROC to VALUE, as `set-network-process-option'.
@@ -587,10 +637,9 @@ While NETPROC is still connecting (:nowait), this waits for it."
   '(:reuseaddr :priority :oobinline :linger :keepalive :dontroute
     :broadcast :bindtodevice
     (:server t) (:service t) (:family ipv6) (:family ipv4) (:family local)
-    (:nowait t) (:type seqpacket))
+    (:nowait t) (:type seqpacket) (:type datagram))
   "What `netproc-make-network-process' supports, as `featurep' asks it.
-The same list as Emacs's for `make-network-process', without the socket
-type netproc does not support yet: (:type datagram).")
+The same list as Emacs's for `make-network-process'.")
 
 (provide 'netproc-make-network-process netproc--subfeatures)
 

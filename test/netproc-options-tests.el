@@ -334,17 +334,19 @@ The `:buffer' made before the socket is left behind, as by the builtin."
                         :nodelay :reuseport :tls-parameters
                         (:nowait t) (:nowait nil) (:server t) (:service t)
                         (:family ipv4) (:family ipv6) (:family local)
-                        (:type stream) (:type nil)))
+                        (:type stream) (:type nil) (:type datagram)
+                        (:type seqpacket)))
     (netproc-test-note :featurep subfeature
                        (netproc-options--featurep subfeature))))
 
 ;;;; netproc alone (builtin defects, types not supported yet)
 
 (ert-deftest netproc-options-netproc-featurep-types ()
-  "Datagram sockets are not supported yet, and say so; seqpacket ones are."
+  "Both socket types answer t, and so does the feature itself."
   (skip-unless (netproc-test-available-p))
-  (should-not (netproc-featurep '(:type datagram)))
+  (should (netproc-featurep '(:type datagram)))
   (should (netproc-featurep '(:type seqpacket)))
+  (should-not (netproc-featurep '(:type stream)))
   (should (netproc-featurep))
   (should (featurep 'netproc-make-network-process :keepalive))
   (should (featurep 'make-network-process '(:type datagram))))

@@ -22,6 +22,14 @@
 ;; (file-error "Writing to process" "Message too long" PROCESS) in the
 ;; sender and the connection goes on.
 ;;
+;; netproc delivers a long record whole: a deliberate difference.  The
+;; scenarios fill each long record with a character of its own, listed
+;; in `netproc-seqpacket-long-records' with the record's length; the
+;; filter records such a record as (:long CHAR :as-documented) when it
+;; has the length the side must give (cut on the builtin, whole on
+;; netproc), and with the length it had otherwise, so that a cut record
+;; on the netproc side makes the traces differ.
+;;
 ;; The interop scenarios keep one side builtin in both halves: the
 ;; functions `netproc-seqpacket--builtin-server' and
 ;; `netproc-seqpacket--builtin-client' are defined outside the scenario
@@ -38,11 +46,30 @@
 
 ;;;; Helpers
 
+(defconst netproc-seqpacket-long-records
+  '((?b . 6000) (?d . 5000) (?e . 5000) (?G . 6000) (?H . 65507)
+    (?J . 100000))
+  "The records and datagrams longer than the builtin reads, by filling.
+Each is (CHAR . LENGTH): the scenarios send such a record of LENGTH
+characters CHAR, and no other record made of CHAR.")
+
 (defun netproc-seqpacket--shape (string)
-  "Return STRING as recorded: itself, or (:len N FIRST-CHAR) when long."
-  (if (> (length string) 40)
-      (list :len (length string) (aref string 0))
-    string))
+  "Return STRING as recorded: itself, or (:len N FIRST-CHAR) when long.
+A long record of `netproc-seqpacket-long-records' is recorded as
+\(:long CHAR :as-documented) when it has the length the side gives
+\(the builtin cuts it to `read-process-output-max'), else as
+\(:long CHAR LENGTH)."
+  (let* ((n (length string))
+         (char (and (> n 0) (aref string 0)))
+         (long (and (> n 40) (assq char netproc-seqpacket-long-records))))
+    (cond (long
+           (if (= n (if (eq netproc-test--side 'netproc)
+                        (cdr long)
+                      (min (cdr long) read-process-output-max)))
+               (list :long char :as-documented)
+             (list :long char n)))
+          ((<= n 40) string)
+          (t (list :len n char)))))
 
 (defun netproc-seqpacket-filter (proc string)
   "A filter that records each call as (:record NAME SHAPE) for PROC."

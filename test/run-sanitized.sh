@@ -23,7 +23,7 @@ test/run-sanitized-engine.sh 2>&1 | tee "$log"
 tally "$log" "engine under sanitizers"
 
 make --no-print-directory build/asan/netproc-module.so \
-  build/asan/no-textdomain.so all build/sockopt-peek
+  build/asan/no-textdomain.so all build/sockopt-peek build/dgram-peer
 asan_rt=$(gcc -print-file-name=libasan.so)
 # Emacs's own allocations are not ours to judge: leaks are checked by the
 # engine tests, where every allocation is ours.

@@ -142,8 +142,8 @@ make_handle (emacs_env *env, NpConn *conn)
 
 /* The connection of handle V, or NULL: with wrong-type-argument signalled
    when V is not a handle, silently when its engine is gone.  */
-static NpConn *
-conn_arg (emacs_env *env, emacs_value v)
+NpConn *
+np_conn_arg (emacs_env *env, emacs_value v)
 {
   if (!is_type (env, v, env->intern (env, "user-ptr"))
       || env->get_user_finalizer (env, v) != handle_finalize)
@@ -226,8 +226,9 @@ family_arg (emacs_env *env, emacs_value v, int *family)
   return true;
 }
 
-/* TYPE, nil (a stream) or `seqpacket', into *SOCKTYPE, and READ-MAX, nil
-   or a positive integer (the most a seqpacket read takes), into *MAX.  */
+/* TYPE, nil (a stream), `seqpacket' or `datagram', into *SOCKTYPE, and
+   READ-MAX, nil or a positive integer (the most one record or datagram
+   read takes: the rest is lost), into *MAX.  */
 static bool
 socktype_arg (emacs_env *env, emacs_value type, emacs_value read_max,
               int *socktype, gsize *max)
@@ -237,6 +238,8 @@ socktype_arg (emacs_env *env, emacs_value type, emacs_value read_max,
     *socktype = SOCK_STREAM;
   else if (env->eq (env, type, np_sym.seqpacket))
     *socktype = SOCK_SEQPACKET;
+  else if (env->eq (env, type, np_sym.datagram))
+    *socktype = SOCK_DGRAM;
   else
     {
       np_error (env, "Unsupported connection type");
@@ -467,7 +470,7 @@ static emacs_value
 Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  NpConn *conn = conn_arg (env, args[0]);
+  NpConn *conn = np_conn_arg (env, args[0]);
   if (!conn)
     return np_pending (env) ? np_sym.nil : env->make_integer (env, 0);
   if (!is_type (env, args[1], np_sym.type_string))
@@ -490,8 +493,9 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   int refused = np_conn_send_record (conn, buf, size - 1, &queued);
   if (refused)
     {
-      /* A seqpacket record too large: (ERRNO . MESSAGE), for the Lisp
-         side to signal as the builtin does.  */
+      /* A seqpacket record too large, or a datagram the system
+         refused: (ERRNO . MESSAGE), for the Lisp side to signal as the
+         builtin does.  */
       const char *text = g_strerror (refused);
       emacs_value pair[2] = {
         env->make_integer (env, refused),
@@ -506,7 +510,7 @@ static emacs_value
 Fqueued (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  NpConn *conn = conn_arg (env, args[0]);
+  NpConn *conn = np_conn_arg (env, args[0]);
   if (!conn)
     return np_pending (env) ? np_sym.nil : env->make_integer (env, 0);
   return env->make_integer (env, (intmax_t) np_conn_queued (conn));
@@ -517,7 +521,7 @@ Fshutdown_write (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
                  void *data)
 {
   (void) nargs; (void) data;
-  NpConn *conn = conn_arg (env, args[0]);
+  NpConn *conn = np_conn_arg (env, args[0]);
   if (conn)
     np_conn_shutdown_write (conn);
   return np_sym.nil;
@@ -527,7 +531,7 @@ static emacs_value
 Fset_paused (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  NpConn *conn = conn_arg (env, args[0]);
+  NpConn *conn = np_conn_arg (env, args[0]);
   if (conn)
     np_conn_set_paused (conn, env->is_not_nil (env, args[1]));
   return np_sym.nil;
@@ -542,7 +546,7 @@ static emacs_value
 Fset_option (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  NpConn *conn = conn_arg (env, args[0]);
+  NpConn *conn = np_conn_arg (env, args[0]);
   if (!conn)
     return np_pending (env) ? np_sym.nil : env->make_integer (env, -1);
   NpSockopt option;
@@ -557,7 +561,7 @@ static emacs_value
 Fclose (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  NpConn *conn = conn_arg (env, args[0]);
+  NpConn *conn = np_conn_arg (env, args[0]);
   if (conn)
     np_conn_close (conn);
   return np_sym.nil;
@@ -582,8 +586,22 @@ event_payload (emacs_env *env, NpEvent *ev)
         return env->funcall (env, np_sym.cons, 2, pair);
       }
     case NP_EVENT_DATA:
-      return env->make_unibyte_string (env, (const char *) ev->data,
-                                       (ptrdiff_t) ev->len);
+      {
+        emacs_value bytes
+          = env->make_unibyte_string (env, (const char *) ev->data,
+                                      (ptrdiff_t) ev->len);
+        if (ev->datagram_len == 0)
+          return bytes;
+        /* A datagram: (BYTES . SENDER), the sender's raw address for
+           `netproc--datagram-received' to apply when BYTES reach the
+           filter.  */
+        emacs_value pair[2] = {
+          bytes,
+          env->make_unibyte_string (env, (const char *) &ev->remote,
+                                    (ptrdiff_t) ev->remote_len),
+        };
+        return env->funcall (env, np_sym.cons, 2, pair);
+      }
     case NP_EVENT_FAILED:
       {
         const char *msg = ev->message ? ev->message : g_strerror (ev->code);
@@ -716,8 +734,8 @@ Fstrerror (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 
 /* Registration.  */
 
-static void
-defun (emacs_env *env, const char *name, ptrdiff_t arity,
+void
+np_defun (emacs_env *env, const char *name, ptrdiff_t arity,
        emacs_value (*fn) (emacs_env *, ptrdiff_t, emacs_value *, void *),
        const char *doc)
 {
@@ -753,6 +771,7 @@ intern_symbols (emacs_env *env)
   np_sym.ipv6 = global_symbol (env, "ipv6");
   np_sym.local = global_symbol (env, "local");
   np_sym.seqpacket = global_symbol (env, "seqpacket");
+  np_sym.datagram = global_symbol (env, "datagram");
   np_sym.kw_bindtodevice = global_symbol (env, ":bindtodevice");
   np_sym.kw_broadcast = global_symbol (env, ":broadcast");
   np_sym.kw_dontroute = global_symbol (env, ":dontroute");
@@ -783,50 +802,52 @@ emacs_module_init (struct emacs_runtime *runtime)
   if (!np_sym.nil)
     intern_symbols (env);
 
-  defun (env, "netproc--start", 1, Fstart,
+  np_defun (env, "netproc--start", 1, Fstart,
          "Start the engine, ringing CHANNEL (a pipe process) for events.");
-  defun (env, "netproc--stop", 0, Fstop,
+  np_defun (env, "netproc--stop", 0, Fstop,
          "Stop the engine: join its thread and close every socket.");
-  defun (env, "netproc--running-p", 0, Frunning_p,
+  np_defun (env, "netproc--running-p", 0, Frunning_p,
          "Return t when the engine is running.");
-  defun (env, "netproc--connect", 10, Fconnect,
+  np_defun (env, "netproc--connect", 10, Fconnect,
          "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS\n"
-         "TYPE READ-MAX.  TYPE is nil or seqpacket; READ-MAX, nil or the\n"
-         "most bytes one seqpacket read takes.\n"
+         "TYPE READ-MAX.  TYPE is nil, seqpacket or datagram; READ-MAX,\n"
+         "nil or the most bytes one record or datagram read keeps.\n"
          "Return the connection's handle; with NOW, connect a numeric\n"
          "address at once and return [HANDLE TYPE PAYLOAD] if it settled.\n"
          "OPTIONS is nil or [OPTION VALUE ...], for each socket made.");
-  defun (env, "netproc--listen", 7, Flisten,
+  np_defun (env, "netproc--listen", 7, Flisten,
          "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE READ-MAX.\n"
          "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE INDEX].");
-  defun (env, "netproc--set-option", 3, Fset_option,
+  np_defun (env, "netproc--set-option", 3, Fset_option,
          "Set network OPTION to VALUE on CONN's socket.\n"
          "Return 0, the errno of a failure, or -1 without a socket.");
-  defun (env, "netproc--send", 2, Fsend,
+  np_defun (env, "netproc--send", 2, Fsend,
          "Queue the unibyte STRING on CONN; return the bytes queued.\n"
-         "A seqpacket record refused as too large: (ERRNO . MESSAGE).");
-  defun (env, "netproc--queued", 1, Fqueued,
+         "A seqpacket record refused as too large, or a datagram the\n"
+         "system refused: (ERRNO . MESSAGE).");
+  np_defun (env, "netproc--queued", 1, Fqueued,
          "Return the bytes queued on CONN and not yet written.");
-  defun (env, "netproc--shutdown-write", 1, Fshutdown_write,
+  np_defun (env, "netproc--shutdown-write", 1, Fshutdown_write,
          "Half close CONN once its queue is written.");
-  defun (env, "netproc--set-paused", 2, Fset_paused,
+  np_defun (env, "netproc--set-paused", 2, Fset_paused,
          "Stop reading CONN when FLAG is non-nil, else resume.");
-  defun (env, "netproc--close", 1, Fclose,
+  np_defun (env, "netproc--close", 1, Fclose,
          "Close CONN; no event for it follows.");
-  defun (env, "netproc--drain", 0, Fdrain,
+  np_defun (env, "netproc--drain", 0, Fdrain,
          "Return the pending events as a vector [ID TYPE PAYLOAD ...].");
-  defun (env, "netproc--ring", 0, Fring,
+  np_defun (env, "netproc--ring", 0, Fring,
          "Have the engine ring the channel once more.");
-  defun (env, "netproc--queue-stats", 0, Fqueue_stats,
+  np_defun (env, "netproc--queue-stats", 0, Fqueue_stats,
          "Return [IN-BYTES EVENTS HELD-BACK] of the event queue, or nil.\n"
          "IN-BYTES is the data waiting to be drained, EVENTS the events,\n"
          "HELD-BACK the sockets not read because of the total bound.");
-  defun (env, "netproc--sync", 0, Fsync,
+  np_defun (env, "netproc--sync", 0, Fsync,
          "Return t once the engine thread has run every earlier command.\n"
          "Return nil when no engine runs.");
-  defun (env, "netproc--service-port", 1, Fservice_port,
+  np_defun (env, "netproc--service-port", 1, Fservice_port,
          "Return the TCP port of service NAME, or nil.");
-  defun (env, "netproc--strerror", 1, Fstrerror,
+  np_defun (env, "netproc--strerror", 1, Fstrerror,
          "Return the system's text for error number CODE.");
+  np_datagram_defuns (env);
   return np_pending (env) ? 3 : 0;
 }

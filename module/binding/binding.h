@@ -21,7 +21,7 @@ typedef struct
   /* What `type-of' answers.  */
   emacs_value type_string, type_vector, type_integer;
   emacs_value ipv4, ipv6, local;
-  emacs_value seqpacket;
+  emacs_value seqpacket, datagram;
   /* The network options.  */
   emacs_value kw_bindtodevice, kw_broadcast, kw_dontroute, kw_keepalive;
   emacs_value kw_linger, kw_oobinline, kw_priority, kw_reuseaddr;
@@ -38,12 +38,31 @@ emacs_value np_wrong_type (emacs_env *env, emacs_value predicate,
                            emacs_value value);
 bool np_pending (emacs_env *env);
 
+/* The connection of handle V, or NULL: with wrong-type-argument signalled
+   when V is not a handle, silently when its engine is gone.  */
+NpConn *np_conn_arg (emacs_env *env, emacs_value v);
+/* Define the Lisp function NAME of ARITY arguments.  */
+void np_defun (emacs_env *env, const char *name, ptrdiff_t arity,
+               emacs_value (*fn) (emacs_env *, ptrdiff_t, emacs_value *,
+                                  void *),
+               const char *doc);
+
 /* Lisp address forms (IPv4 5-vector, IPv6 9-vector, socket path string)
    to a socket address and back.  lisp-address.c.  */
 bool np_lisp_to_sockaddr (emacs_env *env, emacs_value address,
                           struct sockaddr_storage *out, socklen_t *out_len);
 emacs_value np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
                                  socklen_t len);
+
+/* ADDRESS in any form `set-process-datagram-address' takes, the
+   (FAMILY . [BYTES...]) form included, into OUT and *OUT_LEN; false
+   when the builtin would find no size for it.  */
+bool np_lisp_to_any_sockaddr (emacs_env *env, emacs_value address,
+                              struct sockaddr_storage *out,
+                              socklen_t *out_len);
+
+/* The datagram functions.  lisp-datagram.c.  */
+void np_datagram_defuns (emacs_env *env);
 
 /* Network options.  lisp-sockopt.c.  */
 /* OPTION and VALUE as an NpSockopt into OUT: NP_SOCKOPT_INVALID for a

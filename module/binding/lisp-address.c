@@ -119,6 +119,52 @@ np_lisp_to_sockaddr (emacs_env *env, emacs_value address,
   return false;
 }
 
+/* (FAMILY . [BYTES...]), with FAMILY an int and the bytes filling the
+   address after its family field.  The length is the builtin's: the
+   family field and the bytes.  */
+static bool
+cons_to_sockaddr (emacs_env *env, emacs_value cell,
+                  struct sockaddr_storage *out, socklen_t *out_len)
+{
+  emacs_value family = env->funcall (env, env->intern (env, "car"), 1, &cell);
+  emacs_value bytes = env->funcall (env, env->intern (env, "cdr"), 1, &cell);
+  if (np_pending (env) || !is_integer (env, family)
+      || !env->eq (env, env->type_of (env, bytes), np_sym.type_vector))
+    return false;
+  intmax_t f = env->extract_integer (env, family);
+  ptrdiff_t n = env->vec_size (env, bytes);
+  const ptrdiff_t room = sizeof *out - sizeof out->ss_family;
+  if (np_pending (env) || f < 0 || f > G_MAXUINT16 || n > room)
+    {
+      env->non_local_exit_clear (env);
+      return false;
+    }
+  guint8 *data = (guint8 *) out + sizeof out->ss_family;
+  for (ptrdiff_t i = 0; i < n; i++)
+    {
+      unsigned b;
+      if (!masked_element (env, bytes, i, 0xff, &b))
+        return false;
+      data[i] = (guint8) b;
+    }
+  out->ss_family = (sa_family_t) f;
+  *out_len = (socklen_t) (sizeof out->ss_family + n);
+  return true;
+}
+
+bool
+np_lisp_to_any_sockaddr (emacs_env *env, emacs_value address,
+                         struct sockaddr_storage *out, socklen_t *out_len)
+{
+  emacs_value type = env->type_of (env, address);
+  if (env->eq (env, type, env->intern (env, "cons")))
+    {
+      memset (out, 0, sizeof *out);
+      return cons_to_sockaddr (env, address, out, out_len);
+    }
+  return np_lisp_to_sockaddr (env, address, out, out_len);
+}
+
 emacs_value
 np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
                      socklen_t len)

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "engine-private.h"
 
@@ -42,6 +43,11 @@ set_address_locked (NpConn *conn, const struct sockaddr_storage *addr,
   len = MIN (len, (socklen_t) sizeof conn->datagram_addr);
   memset (&conn->datagram_addr, 0, sizeof conn->datagram_addr);
   memcpy (&conn->datagram_addr, addr, len);
+  /* The builtin's Unix addresses are whole sockaddr_un, the path padded
+     with zeros: a sender's shorter address then overwrites only its own
+     bytes, and the address reads back as the builtin's does.  */
+  if (len > 0 && addr->ss_family == AF_UNIX)
+    len = sizeof (struct sockaddr_un);
   conn->datagram_addr_len = len;
 }
 
@@ -97,13 +103,22 @@ np_conn_set_datagram_address (NpConn *conn, const struct sockaddr *addr,
 void
 np_conn_datagram_received (NpConn *conn, const NpEvent *event)
 {
-  if (!conn->datagram || event->type != NP_EVENT_DATA)
+  if (event->type == NP_EVENT_DATA)
+    np_conn_datagram_received_from (conn, &event->remote, event->remote_len);
+}
+
+void
+np_conn_datagram_received_from (NpConn *conn,
+                                const struct sockaddr_storage *sender,
+                                socklen_t sender_len)
+{
+  if (!conn->datagram)
     return;
   pthread_mutex_lock (&conn->out_lock);
   /* recvfrom() into a buffer of the address's length: the sender's
      bytes, no more than fit, and the length stays.  */
-  socklen_t n = MIN (event->remote_len, conn->datagram_addr_len);
-  memcpy (&conn->datagram_addr, &event->remote, n);
+  socklen_t n = MIN (sender_len, conn->datagram_addr_len);
+  memcpy (&conn->datagram_addr, sender, n);
   pthread_mutex_unlock (&conn->out_lock);
 }
 

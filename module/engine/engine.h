@@ -310,7 +310,8 @@ gsize np_conn_send (NpConn *conn, const void *data, gsize len);
    returned, as the builtin signals then; 0 otherwise (sent or queued;
    a queued record refused later gives a SEND_FAILED event).  QUEUED, if
    not NULL, gets what np_conn_send() returns.  On a stream conn it is
-   np_conn_send() and returns 0.  Any thread.  */
+   np_conn_send() and returns 0; on a datagram conn,
+   np_conn_send_datagram().  Any thread.  */
 int np_conn_send_record (NpConn *conn, const void *data, gsize len,
                          gsize *queued);
 
@@ -347,6 +348,11 @@ gboolean np_conn_set_datagram_address (NpConn *conn,
    copy the sender over the address's first REMOTE_LEN bytes, leaving
    its length as it was (so an unbound Unix sender changes nothing).  */
 void np_conn_datagram_received (NpConn *conn, const NpEvent *event);
+/* The same, for an owner that kept the event's REMOTE and REMOTE_LEN
+   (SENDER_LEN bytes of SENDER) and let the event go.  */
+void np_conn_datagram_received_from (NpConn *conn,
+                                     const struct sockaddr_storage *sender,
+                                     socklen_t sender_len);
 
 /* Bytes queued and not yet handed to the kernel.  */
 gsize np_conn_queued (NpConn *conn);

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "engine-private.h"
@@ -146,16 +147,18 @@ np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
   conn->fd = fd;
   if (spec->type == SOCK_DGRAM)
     {
-      /* As the builtin: a datagram address of the bound address's size,
-         all zeros, until one is set or a datagram is delivered.  */
+      /* As the builtin: a datagram address of the bound address's size
+         (a Unix one is a whole sockaddr_un), all zeros, until one is
+         set or a datagram is delivered.  */
       struct sockaddr_storage zero;
       memset (&zero, 0, sizeof zero);
+      socklen_t zero_len = conn->family == AF_UNIX
+                           ? (socklen_t) sizeof (struct sockaddr_un)
+                           : MIN (spec->address_len, (socklen_t) sizeof zero);
       conn->datagram = TRUE;
       conn->datagram_server = TRUE;
       conn->datagram_max = spec->datagram_max;
-      np__datagram_set_address (conn, &zero,
-                                MIN (spec->address_len,
-                                     (socklen_t) sizeof zero));
+      np__datagram_set_address (conn, &zero, zero_len);
       conn->direct_fd = fd;
       conn->state = NP_CONN_OPEN;
       np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);

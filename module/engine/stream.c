@@ -360,6 +360,13 @@ int
 np_conn_send_record (NpConn *conn, const void *data, gsize len,
                      gsize *queued)
 {
+  if (conn->datagram)
+    {
+      int err = np_conn_send_datagram (conn, data, len);
+      if (queued)
+        *queued = np_conn_queued (conn);
+      return err;
+    }
   int refused = 0;
   gsize q = send_stream (conn, data, len, conn->seqpacket ? &refused : NULL);
   if (queued)
