@@ -403,7 +403,10 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 
   struct sockaddr_storage address;
   socklen_t address_len;
-  if (!np_lisp_to_sockaddr (env, args[1], &address, &address_len))
+  int family;
+  /* The (FAMILY . [BYTES...]) form too, bound as Emacs binds it.  */
+  if (!np_lisp_to_any_sockaddr (env, args[1], &address, &address_len,
+                                &family))
     return np_pending (env) ? np_sym.nil
                             : np_error (env, "Malformed :address");
   if (!integer_arg (env, args[2], &backlog))
@@ -425,6 +428,7 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   NpListenSpec spec = {
     .address = (struct sockaddr *) &address,
     .address_len = address_len,
+    .family = family,
     .backlog = (int) CLAMP (backlog, G_MININT, G_MAXINT),
     .reuseaddr = reuse < 0 ? -1 : reuse != 0,
     .options = options,

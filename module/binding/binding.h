@@ -54,12 +54,13 @@ bool np_lisp_to_sockaddr (emacs_env *env, emacs_value address,
 emacs_value np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
                                  socklen_t len);
 
-/* ADDRESS in any form `set-process-datagram-address' takes, the
-   (FAMILY . [BYTES...]) form included, into OUT and *OUT_LEN; false
-   when the builtin would find no size for it.  */
+/* ADDRESS in any form Emacs takes for one, the (FAMILY . [BYTES...])
+   form included, into OUT and *OUT_LEN, and its family into *FAMILY;
+   false when Emacs would find no size for it.  As in Emacs, the family
+   field of a (FAMILY . BYTES) address is left 0: only *FAMILY has it.  */
 bool np_lisp_to_any_sockaddr (emacs_env *env, emacs_value address,
                               struct sockaddr_storage *out,
-                              socklen_t *out_len);
+                              socklen_t *out_len, int *family);
 
 /* The datagram functions.  lisp-datagram.c.  */
 void np_datagram_defuns (emacs_env *env);

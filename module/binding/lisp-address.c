@@ -120,11 +120,12 @@ np_lisp_to_sockaddr (emacs_env *env, emacs_value address,
 }
 
 /* (FAMILY . [BYTES...]), with FAMILY an int and the bytes filling the
-   address after its family field.  The length is the builtin's: the
-   family field and the bytes.  */
+   address after its family field, which Emacs leaves 0.  The length is
+   Emacs's: the family field and the bytes.  */
 static bool
 cons_to_sockaddr (emacs_env *env, emacs_value cell,
-                  struct sockaddr_storage *out, socklen_t *out_len)
+                  struct sockaddr_storage *out, socklen_t *out_len,
+                  int *family_out)
 {
   emacs_value family = env->funcall (env, env->intern (env, "car"), 1, &cell);
   emacs_value bytes = env->funcall (env, env->intern (env, "cdr"), 1, &cell);
@@ -147,22 +148,26 @@ cons_to_sockaddr (emacs_env *env, emacs_value cell,
         return false;
       data[i] = (guint8) b;
     }
-  out->ss_family = (sa_family_t) f;
+  *family_out = (int) f;
   *out_len = (socklen_t) (sizeof out->ss_family + n);
   return true;
 }
 
 bool
 np_lisp_to_any_sockaddr (emacs_env *env, emacs_value address,
-                         struct sockaddr_storage *out, socklen_t *out_len)
+                         struct sockaddr_storage *out, socklen_t *out_len,
+                         int *family)
 {
   emacs_value type = env->type_of (env, address);
   if (env->eq (env, type, env->intern (env, "cons")))
     {
       memset (out, 0, sizeof *out);
-      return cons_to_sockaddr (env, address, out, out_len);
+      return cons_to_sockaddr (env, address, out, out_len, family);
     }
-  return np_lisp_to_sockaddr (env, address, out, out_len);
+  if (!np_lisp_to_sockaddr (env, address, out, out_len))
+    return false;
+  *family = out->ss_family;
+  return true;
 }
 
 emacs_value

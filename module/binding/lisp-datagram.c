@@ -65,7 +65,8 @@ Fset_datagram_address (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
     return np_sym.nil;
   struct sockaddr_storage addr;
   socklen_t len = 0;
-  if (!np_lisp_to_any_sockaddr (env, args[1], &addr, &len))
+  int family;
+  if (!np_lisp_to_any_sockaddr (env, args[1], &addr, &len, &family))
     return np_sym.nil;
   return np_conn_set_datagram_address (conn, (struct sockaddr *) &addr, len)
          ? np_sym.t : np_sym.nil;

@@ -258,6 +258,10 @@ typedef struct
 {
   const struct sockaddr *address;  /* to bind; port 0 picks a free one */
   socklen_t address_len;
+  /* The socket's family: 0 for ADDRESS's own.  Emacs makes the socket
+     for a (FAMILY . BYTES) address with FAMILY but binds an address
+     whose family field is 0.  */
+  int family;
   int backlog;
   /* -1: SO_REUSEADDR on for inet and left alone for Unix, as Emacs does,
      unless OPTIONS has an NP_SOCKOPT_REUSEADDR; 0 or 1: set as said.  */

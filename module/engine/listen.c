@@ -63,7 +63,7 @@ open_listening (const NpListenSpec *spec, int *code, NpListenStep *at,
       *code = EINVAL;
       return -1;
     }
-  int family = spec->address->sa_family;
+  int family = spec->family ? spec->family : spec->address->sa_family;
   gboolean datagram = spec->type == SOCK_DGRAM;
   int fd = np__fd_socket (family,
                           datagram ? SOCK_DGRAM
@@ -143,7 +143,7 @@ np_engine_listen (NpEngine *engine, guint64 id, const NpListenSpec *spec,
     }
 
   NpConn *conn = np__conn_new (engine, id);
-  conn->family = spec->address->sa_family;
+  conn->family = spec->family ? spec->family : spec->address->sa_family;
   conn->fd = fd;
   if (spec->type == SOCK_DGRAM)
     {
