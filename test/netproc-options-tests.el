@@ -38,7 +38,7 @@
 (defun netproc-options--peek (how what &optional listen)
   "Return the options of this Emacs's socket found by HOW and WHAT.
 HOW is `tcp' (WHAT a local port; LISTEN non-nil for the listening
-socket) or `unix' (WHAT a bound path).  The value is the helper's plist,
+socket), `udp' (WHAT a local port) or `unix' (WHAT a bound path).  The value is the helper's plist,
 or (:peek-failed OUTPUT) if it could not read them."
   (with-temp-buffer
     (let ((rc (call-process netproc-options--peek nil t nil
@@ -234,6 +234,53 @@ The `:buffer' made before the socket is left behind, as by the builtin."
     (delete-process client)
     (delete-process accepted)
     (delete-process server)))
+
+(netproc-test-deftest netproc-options-datagram ()
+  "Datagram servers get their options and :reuseaddr's default; clients
+get none when made, and any set later."
+  (let ((dir (netproc-test-tmpdir)))
+    (dolist (options '(nil (:reuseaddr nil)
+                       (:broadcast t :keepalive t :linger 4 :priority 5
+                                   :bindtodevice "lo")
+                       (:priority "x") (:bindtodevice "no-such-dev0")))
+      (netproc-test-note
+       :datagram-server options
+       (netproc-test-try
+         (let* ((s (apply #'make-network-process
+                          :name "ds" :server t :type 'datagram
+                          :host "127.0.0.1" :service t :noquery t options))
+                (port (process-contact s :service)))
+           (prog1 (netproc-options--peek 'udp port)
+             (delete-process s))))))
+    (let* ((path (expand-file-name "uds" dir))
+           (u (make-network-process :name "uds" :server t :type 'datagram
+                                    :family 'local :service path
+                                    :priority 2 :noquery t)))
+      (netproc-test-note :unix-datagram-server (netproc-options--peek
+                                                'unix path))
+      (delete-process u))
+    ;; A client is bound by its first send: then its port is known.
+    (let* ((s (make-network-process :name "ds" :server t :type 'datagram
+                                    :host "127.0.0.1" :service t
+                                    :noquery t))
+           (port (process-contact s :service))
+           (c (make-network-process :name "dc" :type 'datagram
+                                    :host "127.0.0.1" :service port
+                                    :broadcast t :priority 4 :noquery t
+                                    :filter #'ignore))
+           (got nil))
+      (set-process-filter s (lambda (proc _string)
+                              (setq got (process-datagram-address proc))))
+      (process-send-string c "x")
+      (netproc-test-wait-until (lambda () got) nil 'datagram)
+      (netproc-test-note :client-made (netproc-options--peek
+                                       'udp (aref got 4)))
+      (netproc-test-note :client-set
+                         (netproc-options--set c :broadcast t)
+                         (netproc-options--set c :priority 4)
+                         (netproc-options--peek 'udp (aref got 4)))
+      (delete-process c)
+      (delete-process s))))
 
 ;;;; set-network-process-option
 

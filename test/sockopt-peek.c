@@ -3,12 +3,15 @@
      sockopt-peek PID tcp PORT [listen]   the TCP socket (IPv4 or IPv6)
                                           whose local port is PORT; with
                                           "listen", the listening one
+     sockopt-peek PID udp PORT            the UDP socket (IPv4 or IPv6)
+                                          whose local port is PORT
      sockopt-peek PID unix PATH           the Unix socket bound to PATH
 
-   Finds the socket's inode in /proc/net/{tcp,tcp6,unix}, the descriptor
-   of PID that refers to it in /proc/PID/fd, takes a duplicate of it with
-   pidfd_getfd(2) (Linux 5.6 or later; needs the right to ptrace PID, which
-   root has), and prints what getsockopt() says, as a Lisp plist:
+   Finds the socket's inode in /proc/net/{tcp,tcp6,udp,udp6,unix}, the
+   descriptor of PID that refers to it in /proc/PID/fd, takes a duplicate
+   of it with pidfd_getfd(2) (Linux 5.6 or later; needs the right to
+   ptrace PID, which root has), and prints what getsockopt() says, as a
+   Lisp plist:
 
      (:bindtodevice "lo" :broadcast 0 :dontroute 0 :keepalive 1
       :linger (1 . 5) :oobinline 0 :priority 3 :reuseaddr 0)
@@ -140,8 +143,8 @@ main (int argc, char **argv)
 {
   if (argc < 4)
     {
-      fprintf (stderr, "usage: %s PID tcp PORT [listen] | PID unix PATH\n",
-               argv[0]);
+      fprintf (stderr, "usage: %s PID tcp PORT [listen] | PID udp PORT"
+               " | PID unix PATH\n", argv[0]);
       return 1;
     }
   int pid = atoi (argv[1]);
@@ -153,6 +156,15 @@ main (int argc, char **argv)
       inode = tcp_inode ("/proc/net/tcp", pid, port, listen);
       if (!inode)
         inode = tcp_inode ("/proc/net/tcp6", pid, port, listen);
+    }
+  else if (strcmp (argv[2], "udp") == 0)
+    {
+      /* The UDP tables have the TCP tables' columns; no socket there
+         is in the listening state.  */
+      unsigned port = (unsigned) strtoul (argv[3], NULL, 10);
+      inode = tcp_inode ("/proc/net/udp", pid, port, 0);
+      if (!inode)
+        inode = tcp_inode ("/proc/net/udp6", pid, port, 0);
     }
   else if (strcmp (argv[2], "unix") == 0)
     inode = unix_inode (argv[3]);
