@@ -36,6 +36,9 @@
 
 (declare-function netproc--send "netproc-module" (conn string))
 (declare-function netproc--queued "netproc-module" (conn))
+(declare-function netproc--read-direct "netproc-module"
+                  (conn timeout-ms keep))
+(declare-function netproc--read-direct-end "netproc-module" (conn))
 (declare-function netproc--shutdown-write "netproc-module" (conn))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--set-option "netproc-module" (conn option value))
@@ -158,7 +161,10 @@ system refused, which leaves PROC open."
 Multibyte text is encoded.  Unibyte text keeps its bytes, but gets the
 end-of-line conversion of the encoding, as Emacs does it."
   (let ((coding (netproc--st-encode st)))
-    (cond ((multibyte-string-p string)
+    (cond ((and (memq coding '(nil binary no-conversion))
+                (not (multibyte-string-p string)))
+           string)
+          ((multibyte-string-p string)
            (encode-coding-string string (or coding 'no-conversion)))
           ((and coding (memq (coding-system-eol-type coding) '(1 2)))
            (encode-coding-string
@@ -551,8 +557,59 @@ dispatched in order all the same."
            (limit (if millisec
                       (+ (or seconds 0) (/ millisec 1000.0))
                     seconds)))
+      (netproc--read-now netproc--awaited
+                         (if (and limit (<= limit 0)) 0 1))
       (netproc--wait-until #'netproc--awaited-p limit)
       (> (netproc--st-reads netproc--awaited) netproc--awaited-reads))))
+
+(defvar netproc--reading-here nil
+  "Connections whose input this thread keeps reading, for the next wait.")
+
+(defvar netproc--give-back-timer nil
+  "Timer that gives input back to the engine at Emacs's next wait.")
+
+(defun netproc--give-back ()
+  "Let the engine read again what this thread kept reading."
+  (dolist (conn netproc--reading-here)
+    (netproc--read-direct-end conn))
+  (setq netproc--reading-here nil))
+
+(defun netproc--give-back-soon ()
+  "Have the engine read again what this thread keeps, at Emacs's next wait."
+  (unless (memq netproc--give-back-timer timer-list)
+    (unless netproc--give-back-timer
+      (setq netproc--give-back-timer (timer-create))
+      (timer-set-function netproc--give-back-timer #'netproc--give-back))
+    ;; Due since long ago: it runs as soon as Emacs looks at its timers,
+    ;; which it does in every wait, and not before.
+    (timer-set-time netproc--give-back-timer 0)
+    (timer-activate netproc--give-back-timer)))
+
+(defun netproc--read-now (st timeout-ms)
+  "Read what ST's socket has on this thread, waiting up to TIMEOUT-MS.
+A reply usually comes sooner than the engine thread could pass it on,
+so the netproc waited for is read here first, and its filter called.
+Only when nothing of it waits to be dispatched, so that its input stays
+in order; the end of the connection and errors still come as events.
+After a read, this thread keeps the input for the next wait of the
+same kind, until Emacs waits in any other way (see
+`netproc--give-back-soon')."
+  (when (and (eq (netproc--st-status st) 'open)
+             (netproc--st-conn st)
+             (null (netproc--st-held st))
+             (not (netproc--holding-p st))
+             (>= netproc--batch-pos (length netproc--batch)))
+    (let ((conn (netproc--st-conn st)))
+      ;; Only the netproc waited for is kept: another one's input goes
+      ;; back to the engine, or it could wait behind this one.
+      (setq netproc--reading-here (delq conn netproc--reading-here))
+      (netproc--give-back)
+      (let ((bytes (netproc--read-direct conn timeout-ms t)))
+        (when bytes
+          (setq netproc--reading-here (list conn))
+          (netproc--give-back-soon)
+          (netproc--deliver (netproc--st-proc st) st bytes)
+          (netproc--report-deferred-errors))))))
 
 
 ;;; Lists and lookups

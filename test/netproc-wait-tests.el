@@ -324,6 +324,52 @@ if the waiting sender stopped dispatching, both sides would stall."
       (delete-process server)
       (netproc-wait-tests--await-accepted-gone "b-srv" "target"))))
 
+(defconst netproc-wait-tests--lines 20000
+  "Numbered lines the streaming peer of the direct-read scenario sends.")
+
+(netproc-test-deftest netproc-test-wait-for-one-keeps-order ()
+  "Waiting for one connection, in every way, while it streams: all in order.
+Waiting for a netproc reads its socket on Emacs's thread when nothing of
+it waits to be dispatched; waiting for all lets the engine thread read
+it.  The two alternate here, with a stop and a filter that waits."
+  (let* ((port (netproc-test-perl-peer
+                (format (concat "for my $i (1..%d) { printf $c \"%%05d\\n\", $i;"
+                                " select(undef,undef,undef,0.0005)"
+                                " if $i %% 200 == 0 } close $c;")
+                        netproc-wait-tests--lines)))
+         (got nil)
+         (calls 0)
+         (c (make-network-process
+             :name "w" :host "127.0.0.1" :service port :coding 'binary
+             :sentinel #'ignore
+             :filter (lambda (proc s)
+                       (push s got)
+                       (setq calls (1+ calls))
+                       ;; Now and then a filter waits itself.
+                       (when (= (% calls 97) 0)
+                         (accept-process-output proc 0.001)))))
+         (rounds 0))
+    (while (and (eq (process-status c) 'open) (< rounds 100000))
+      (setq rounds (1+ rounds))
+      (pcase (% rounds 5)
+        (0 (accept-process-output c 0.01))
+        (1 (accept-process-output c 0))
+        (2 (accept-process-output nil 0.001))
+        (3 (accept-process-output c 0.001 nil t))
+        (4 (when (= (% rounds 400) 4)
+             (stop-process c)
+             (accept-process-output c 0.005)
+             (continue-process c)))))
+    (netproc-test-wait-until (lambda () (eq (process-status c) 'closed))
+                             10 'closed)
+    (netproc-test-note
+     :intact
+     (equal (apply #'concat (nreverse got))
+            (mapconcat (lambda (i) (format "%05d\n" i))
+                       (number-sequence 1 netproc-wait-tests--lines) "")))
+    (netproc-test-note :status (process-status c))
+    (delete-process c)))
+
 (provide 'netproc-wait-tests)
 
 ;;; netproc-wait-tests.el ends here

@@ -28,6 +28,8 @@ static NpEngine *engine;
 static int channel_fd = -1;
 static NpLimits limits;
 static NpEvent **drain_buffer;
+/* What one direct read takes.  */
+static guint8 direct_buffer[64 * 1024];
 
 /* Helpers for signalling.  */
 
@@ -510,6 +512,37 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->make_integer (env, (intmax_t) queued);
 }
 
+/* (netproc--read-direct CONN TIMEOUT-MS KEEP): what CONN's socket has
+   now, read on this thread, as a unibyte string, or nil (see
+   np_conn_read_direct()).  Waits up to TIMEOUT-MS for it.  */
+static emacs_value
+Fread_direct (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+              void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = np_conn_arg (env, args[0]);
+  intmax_t timeout;
+  if (!conn || !integer_arg (env, args[1], &timeout))
+    return np_sym.nil;
+  gssize n = np_conn_read_direct (conn, (int) CLAMP (timeout, 0, 1000),
+                                  env->is_not_nil (env, args[2]),
+                                  direct_buffer, sizeof direct_buffer);
+  if (n <= 0)
+    return np_sym.nil;
+  return env->make_unibyte_string (env, (const char *) direct_buffer, n);
+}
+
+static emacs_value
+Fread_direct_end (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+                  void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = np_conn_arg (env, args[0]);
+  if (conn)
+    np_conn_read_direct_end (conn);
+  return np_sym.nil;
+}
+
 static emacs_value
 Fqueued (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -829,6 +862,12 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Queue the unibyte STRING on CONN; return the bytes queued.\n"
          "A seqpacket record refused as too large, or a datagram the\n"
          "system refused: (ERRNO . MESSAGE).");
+  np_defun (env, "netproc--read-direct", 3, Fread_direct,
+            "Return what CONN's socket has, read now, or nil.\n"
+            "Wait up to TIMEOUT-MS for it; with KEEP, keep reading it\n"
+            "here until `netproc--read-direct-end'.");
+  np_defun (env, "netproc--read-direct-end", 1, Fread_direct_end,
+            "Let the engine read CONN again after a KEEP read.");
   np_defun (env, "netproc--queued", 1, Fqueued,
          "Return the bytes queued on CONN and not yet written.");
   np_defun (env, "netproc--shutdown-write", 1, Fshutdown_write,

@@ -208,6 +208,16 @@ np__channel_in_blocked (NpEngine *engine, NpConn *conn)
   return blocked;
 }
 
+gboolean
+np__channel_quiet (NpEngine *engine, NpConn *conn)
+{
+  pthread_mutex_lock (&engine->event_lock);
+  gboolean quiet = conn->in_bytes == 0 && !conn->in_blocked
+                   && !conn->user_closed;
+  pthread_mutex_unlock (&engine->event_lock);
+  return quiet;
+}
+
 /* Called with event_lock held.  */
 static void
 resume_locked (NpEngine *engine, NpConn *conn)

@@ -116,6 +116,17 @@ struct NpConn
      another socket's by the time a sender uses it.  */
   int direct_fd;
   gboolean out_high_hit;
+  /* Reading from the owner's thread while it waits for this conn (see
+     np_conn_read_direct()).  read_lock is held by whoever reads the
+     socket, across the read and the queueing of what it read, so that
+     bytes are delivered in the order they were read; and by whoever
+     changes what the epoll set watches.  Guarded by read_lock:  */
+  pthread_mutex_t read_lock;
+  int read_fd;                    /* the socket while the owner may read
+                                     it, else -1 */
+  gboolean direct_waiting;        /* the owner waits on the socket: the
+                                     set does not watch it for input */
+  guint32 applied;                /* what the set watches it for now */
   /* Where np_conn_send*() sends on a datagram conn; length 0 while
      unknown.  */
   struct sockaddr_storage datagram_addr;
@@ -125,7 +136,8 @@ struct NpConn
   NpConnState state;
   gboolean registered;            /* in engine->conns, holding a ref */
   int fd;                         /* the socket, or -1 */
-  guint32 watching;               /* what the poller watches it for */
+  guint32 watching;               /* what the engine wants it watched
+                                     for (see APPLIED) */
   gboolean want_read;             /* data, or a listener's connections */
   gboolean want_write;            /* room after EAGAIN, or connect done */
   GSource *retry_source;          /* a listener resting after an error */
@@ -205,12 +217,17 @@ gboolean np__channel_post_datagram (NpEngine *engine, NpConn *conn,
                                     socklen_t from_len);
 void np__channel_ring (NpEngine *engine, gboolean force);
 gboolean np__channel_in_blocked (NpEngine *engine, NpConn *conn);
+/* No data of CONN waits in the queue, and it may be read.  */
+gboolean np__channel_quiet (NpEngine *engine, NpConn *conn);
 void np__channel_free_all (NpEngine *engine);
 
 /* poller.c, engine thread only */
 gboolean np__poller_init (NpEngine *engine, GError **error);
 void np__poller_free (NpEngine *engine);
 int np__watch (NpConn *conn, guint32 events);
+/* Makes the set watch FD, CONN's socket, for EVENTS now; with read_lock
+   held, on any thread.  Returns 0 or an errno.  */
+int np__watch_apply (NpConn *conn, int fd, guint32 events);
 
 /* stream.c */
 NpConn *np__conn_new (NpEngine *engine, guint64 id);

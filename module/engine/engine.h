@@ -358,6 +358,26 @@ void np_conn_datagram_received_from (NpConn *conn,
                                      const struct sockaddr_storage *sender,
                                      socklen_t sender_len);
 
+/* Reads CONN's socket on the calling thread, the owner's, which waits
+   for CONN: up to CAP bytes into BUF, in order with what the engine
+   read before.  The owner must hold none of CONN's events undelivered;
+   the queue must have none of its data either, else this reads nothing.
+   With nothing there yet, waits up to TIMEOUT_MS for it, the engine
+   thread meanwhile not watching the socket for input (the owner's
+   other connections then wait that long).  With KEEP, when it read
+   something, the engine goes on not watching for input, for the owner
+   to wait here again soon: the next reply need not pass through the
+   engine, whatever time it comes.  The owner then must call
+   np_conn_read_direct_end() before it waits in any other way.  Returns
+   the bytes read, or -1: nothing, or not now (the end, an error,
+   reading stopped or held back, a listener, a seqpacket or datagram
+   conn), all of which the engine reports as ever.  */
+gssize np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
+                            void *buf, gsize cap);
+/* The engine watches CONN's socket for input again, after a
+   np_conn_read_direct() with KEEP.  */
+void np_conn_read_direct_end (NpConn *conn);
+
 /* Bytes queued and not yet handed to the kernel.  */
 gsize np_conn_queued (NpConn *conn);
 

@@ -107,10 +107,11 @@ np__poller_free (NpEngine *engine)
 }
 
 /* Watches CONN's socket for EVENTS (EPOLLIN, EPOLLOUT, both or none),
-   replacing what it watched before.  Returns 0, or the errno of a set
-   that is full (ENOMEM, or ENOSPC past max_user_watches): the socket is
-   then not watched, and the caller ends the connection with that error
-   rather than leave it silent.  Engine thread only.  */
+   replacing what it watched before, but never for input while the owner
+   waits on the socket itself.  Returns 0, or the errno of a set that is
+   full (ENOMEM, or ENOSPC past max_user_watches): the socket is then not
+   watched, and the caller ends the connection with that error rather
+   than leave it silent.  Engine thread only.  */
 int
 np__watch (NpConn *conn, guint32 events)
 {
@@ -119,12 +120,27 @@ np__watch (NpConn *conn, guint32 events)
   if (events == conn->watching)
     return 0;
 
+  pthread_mutex_lock (&conn->read_lock);
+  int err = np__watch_apply (conn, conn->fd,
+                             conn->direct_waiting ? events & ~EPOLLIN
+                                                  : events);
+  if (err == 0)
+    conn->watching = events;
+  pthread_mutex_unlock (&conn->read_lock);
+  return err;
+}
+
+int
+np__watch_apply (NpConn *conn, int fd, guint32 events)
+{
+  if (events == conn->applied)
+    return 0;
   int op = events == 0 ? EPOLL_CTL_DEL
-           : conn->watching == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+           : conn->applied == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   struct epoll_event ev = { .events = events, .data.ptr = conn };
-  if (epoll_ctl (conn->engine->epoll_fd, op, conn->fd, &ev) < 0
+  if (epoll_ctl (conn->engine->epoll_fd, op, fd, &ev) < 0
       && op != EPOLL_CTL_DEL)
     return errno;
-  conn->watching = events;
+  conn->applied = events;
   return 0;
 }

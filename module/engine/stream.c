@@ -60,6 +60,8 @@ np__conn_new (NpEngine *engine, guint64 id)
   conn->engine = engine;
   conn->id = id;
   pthread_mutex_init (&conn->out_lock, NULL);
+  pthread_mutex_init (&conn->read_lock, NULL);
+  conn->read_fd = -1;
   g_queue_init (&conn->out);
   conn->accepting = TRUE;
   conn->direct_fd = -1;
@@ -231,6 +233,8 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
       event_addresses (event, fd, &target);
       conn->fd = fd;
       conn->direct_fd = fd;
+      if (!conn->datagram && !conn->seqpacket)
+        conn->read_fd = fd;
       conn->state = NP_CONN_OPEN;
       if (conn->datagram)
         {
@@ -280,6 +284,7 @@ np_conn_unref (NpConn *conn)
   if (conn->fd >= 0)
     close (conn->fd);
   pthread_mutex_destroy (&conn->out_lock);
+  pthread_mutex_destroy (&conn->read_lock);
   g_free (conn->host);
   g_free (conn->path);
   g_free (conn);
@@ -445,11 +450,14 @@ drop_socket (NpConn *conn)
   np__watch (conn, 0);
   if (conn->fd >= 0)
     {
+      pthread_mutex_lock (&conn->read_lock);
+      conn->read_fd = -1;
       pthread_mutex_lock (&conn->out_lock);
       conn->direct_fd = -1;
       close (conn->fd);
       conn->fd = -1;
       pthread_mutex_unlock (&conn->out_lock);
+      pthread_mutex_unlock (&conn->read_lock);
     }
 }
 
@@ -469,6 +477,12 @@ np__stream_allow_direct (NpConn *conn)
   if (!conn->shut_wr_requested)
     conn->direct_fd = conn->fd;
   pthread_mutex_unlock (&conn->out_lock);
+  if (!conn->seqpacket && !conn->datagram && !conn->listener)
+    {
+      pthread_mutex_lock (&conn->read_lock);
+      conn->read_fd = conn->fd;
+      pthread_mutex_unlock (&conn->read_lock);
+    }
 }
 
 /* The one way out.  May free CONN.  */
@@ -749,10 +763,29 @@ read_in (NpConn *conn)
       g_autofree guint8 *own = NULL;
       if (conn->seqpacket)
         buf = np__record_buffer (conn, &size, &own);
+      /* The read and its queueing are one step for the owner, which may
+         read the socket itself (np_conn_read_direct()).  */
+      pthread_mutex_lock (&conn->read_lock);
+      if (conn->direct_waiting)
+        {
+          /* The owner reads input now.  Woken before it took over, or
+             by a hang-up, which epoll reports unasked: out of the set
+             until the owner gives input back, so as not to be woken
+             for it over and over.  */
+          (void) np__watch_apply (conn, fd, conn->applied & EPOLLOUT);
+          pthread_mutex_unlock (&conn->read_lock);
+          break;
+        }
       ssize_t n = recv (fd, buf, size, MSG_DONTWAIT);
+      int err = n < 0 ? errno : 0;
+      gboolean blocked = n > 0
+                         && np__channel_post_data (engine, conn, buf,
+                                                   (gsize) n);
+      pthread_mutex_unlock (&conn->read_lock);
+      errno = err;
       if (n > 0)
         {
-          if (np__channel_post_data (engine, conn, buf, (gsize) n))
+          if (blocked)
             {
               /* Backpressure (or closed): the drain will post RESUME.  */
               np__stream_update_reading (conn);
@@ -1113,4 +1146,82 @@ void
 np__stream_abort (NpConn *conn)
 {
   teardown (conn);
+}
+
+/* With read_lock held: one non-blocking read, if nothing of CONN waits
+   in the queue before it.  Returns the bytes read; 0 when there is
+   nothing now; -1 when the owner must not read (data queued, no
+   socket), or at the end or an error, which are the engine's to
+   report.  */
+static gssize
+read_now_locked (NpConn *conn, void *buf, gsize cap)
+{
+  if (conn->read_fd < 0 || !np__channel_quiet (conn->engine, conn))
+    return -1;
+  ssize_t n = recv (conn->read_fd, buf, cap, MSG_DONTWAIT);
+  if (n > 0)
+    return n;
+  return n < 0 && errno == EAGAIN ? 0 : -1;
+}
+
+/* With read_lock held: the engine's set watches the socket for input
+   again, if the engine wants it to.  */
+static void
+end_direct_locked (NpConn *conn)
+{
+  conn->direct_waiting = FALSE;
+  if (conn->read_fd >= 0)
+    (void) np__watch_apply (conn, conn->read_fd, conn->watching);
+}
+
+gssize
+np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
+                     void *buf, gsize cap)
+{
+  pthread_mutex_lock (&conn->read_lock);
+  gssize got = -1;
+  int fd = conn->read_fd;
+  /* Data queued first: the owner drains instead.  */
+  if (fd < 0 || !np__channel_quiet (conn->engine, conn))
+    goto done;
+  if (conn->direct_waiting || timeout_ms <= 0)
+    {
+      /* Input is the owner's already (KEEP last time), or it only asks
+         what is there: no waiting.  */
+      got = read_now_locked (conn, buf, cap);
+      if (got > 0 || timeout_ms <= 0)
+        goto done;
+    }
+  /* Wait here, with the engine's set no longer watching for input, so
+     that the engine thread is not woken for what this thread reads.  */
+  conn->direct_waiting = TRUE;
+  int err = np__watch_apply (conn, fd, conn->applied & ~(guint32) EPOLLIN);
+  pthread_mutex_unlock (&conn->read_lock);
+
+  if (err == 0)
+    {
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      (void) poll (&pfd, 1, timeout_ms);
+    }
+
+  pthread_mutex_lock (&conn->read_lock);
+  /* The engine may have dropped the socket meanwhile: then READ_FD is
+     -1, and the number polled may be another file's by now.  */
+  if (conn->read_fd == fd)
+    got = read_now_locked (conn, buf, cap);
+
+ done:
+  if (conn->direct_waiting && !(keep && got > 0))
+    end_direct_locked (conn);
+  pthread_mutex_unlock (&conn->read_lock);
+  return got > 0 ? got : -1;
+}
+
+void
+np_conn_read_direct_end (NpConn *conn)
+{
+  pthread_mutex_lock (&conn->read_lock);
+  if (conn->direct_waiting)
+    end_direct_locked (conn);
+  pthread_mutex_unlock (&conn->read_lock);
 }

@@ -280,56 +280,6 @@ watch_count (int epfd)
   return n;
 }
 
-/* The engine thread's CPU time.  */
-
-/* utime + stime of the thread named netproc-engine, in ms.  One engine
-   per case, so one such thread.  */
-static gint64
-engine_cpu_ms (void)
-{
-  DIR *dir = opendir ("/proc/self/task");
-  T_ASSERT (dir != NULL);
-  g_autofree char *stat = NULL;
-  struct dirent *entry;
-  while (!stat && (entry = readdir (dir)))
-    {
-      if (entry->d_name[0] == '.')
-        continue;
-      g_autofree char *comm_path
-        = g_strdup_printf ("/proc/self/task/%s/comm", entry->d_name);
-      g_autofree char *comm = NULL;
-      if (!g_file_get_contents (comm_path, &comm, NULL, NULL)
-          || strcmp (g_strstrip (comm), "netproc-engine") != 0)
-        continue;
-      g_autofree char *path
-        = g_strdup_printf ("/proc/self/task/%s/stat", entry->d_name);
-      g_file_get_contents (path, &stat, NULL, NULL);
-    }
-  closedir (dir);
-  if (!stat)
-    T_FAIL ("no thread named netproc-engine");
-
-  /* The name, field 2, is in parentheses and may hold spaces: count from
-     the last ')'.  Field 3 (state) comes first; utime is field 14,
-     stime 15.  */
-  const char *rest = strrchr (stat, ')');
-  T_ASSERT (rest != NULL);
-  g_auto (GStrv) f = g_strsplit (rest + 2, " ", -1);
-  T_ASSERT (g_strv_length (f) > 12);
-  guint64 ticks = g_ascii_strtoull (f[11], NULL, 10)
-                  + g_ascii_strtoull (f[12], NULL, 10);
-  return (gint64) (ticks * 1000 / (guint64) sysconf (_SC_CLK_TCK));
-}
-
-/* Pumps for MS, taking whatever comes.  */
-static void
-pump_for (THarness *h, int ms)
-{
-  gint64 end = t_now_ms () + ms;
-  for (gint64 left = ms; left > 0; left = end - t_now_ms ())
-    th_pump (h, (int) left);
-}
-
 /* Waits until poll() on FD (an engine socket; poll reads nothing) shows
    one of WANT: the kernel has taken in what the peer did.  */
 static void
@@ -562,9 +512,9 @@ test_paused_hangup_no_spin (void)
   wait_revents (fin_fd, POLLIN | POLLRDHUP, POLLRDHUP, "the end of file");
 
   guint seen = h.events->len;
-  gint64 cpu = engine_cpu_ms ();
-  pump_for (&h, SPIN_WINDOW_MS);
-  cpu = engine_cpu_ms () - cpu;
+  gint64 cpu = t_engine_cpu_ms ();
+  th_pump_for (&h, SPIN_WINDOW_MS);
+  cpu = t_engine_cpu_ms () - cpu;
   T_LE (cpu, SPIN_CPU_MAX_MS);
   /* Paused: nothing is reported yet.  */
   th_drain_now (&h);
@@ -632,7 +582,7 @@ test_writer_paused_peer_gone (void)
 
   /* The peer closes with unread bytes: the kernel resets.  */
   gint64 start = t_now_ms ();
-  gint64 cpu = engine_cpu_ms ();
+  gint64 cpu = t_engine_cpu_ms ();
   close (p.peer);
   p.peer = -1;
   /* The failed write empties the queue; a writing side deaf to hang-ups
@@ -640,7 +590,7 @@ test_writer_paused_peer_gone (void)
   gint64 deadline = start + WAIT_MS;
   while (np_conn_queued (p.conn) > 0)
     {
-      gint64 spent = engine_cpu_ms () - cpu;
+      gint64 spent = t_engine_cpu_ms () - cpu;
       if (spent > SPIN_CPU_MAX_MS)
         T_FAIL ("engine thread spent %" G_GINT64_FORMAT " ms of CPU since "
                 "the peer closed, and the output is still queued", spent);
@@ -650,8 +600,8 @@ test_writer_paused_peer_gone (void)
     }
   gint64 left = start + SPIN_WINDOW_MS - t_now_ms ();
   if (left > 0)
-    pump_for (&p.h, (int) left);
-  cpu = engine_cpu_ms () - cpu;
+    th_pump_for (&p.h, (int) left);
+  cpu = t_engine_cpu_ms () - cpu;
   T_LE (cpu, SPIN_CPU_MAX_MS);
 
   /* Output is refused, nothing is watched, nothing reported while
@@ -795,11 +745,11 @@ test_fork_holds_socket (void)
      set since.  An entry left behind stays ready (bytes and end of file,
      level-triggered) for a conn that is gone: whatever it does with the
      report, it gets it on every iteration.  */
-  gint64 cpu = engine_cpu_ms ();
+  gint64 cpu = t_engine_cpu_ms ();
   t_write_all (pb, "ping", 4);
   th_wait_data (&h, LIVE_ID, 4, WAIT_MS);
-  pump_for (&h, SPIN_WINDOW_MS);
-  cpu = engine_cpu_ms () - cpu;
+  th_pump_for (&h, SPIN_WINDOW_MS);
+  cpu = t_engine_cpu_ms () - cpu;
   T_LE (cpu, SPIN_CPU_MAX_MS);
   th_drain_now (&h);
   th_assert_quiet_after (&h, CLOSED_ID, boundary);

@@ -621,3 +621,51 @@ t_unix_address (const char *path, struct sockaddr_storage *ss)
   return (socklen_t) (G_STRUCT_OFFSET (struct sockaddr_un, sun_path)
                       + strlen (path) + 1);
 }
+
+/* utime + stime of the thread named netproc-engine, in ms.  One engine
+   per case, so one such thread.  */
+gint64
+t_engine_cpu_ms (void)
+{
+  DIR *dir = opendir ("/proc/self/task");
+  T_ASSERT (dir != NULL);
+  g_autofree char *stat = NULL;
+  struct dirent *entry;
+  while (!stat && (entry = readdir (dir)))
+    {
+      if (entry->d_name[0] == '.')
+        continue;
+      g_autofree char *comm_path
+        = g_strdup_printf ("/proc/self/task/%s/comm", entry->d_name);
+      g_autofree char *comm = NULL;
+      if (!g_file_get_contents (comm_path, &comm, NULL, NULL)
+          || strcmp (g_strstrip (comm), "netproc-engine") != 0)
+        continue;
+      g_autofree char *path
+        = g_strdup_printf ("/proc/self/task/%s/stat", entry->d_name);
+      g_file_get_contents (path, &stat, NULL, NULL);
+    }
+  closedir (dir);
+  if (!stat)
+    T_FAIL ("no thread named netproc-engine");
+
+  /* The name, field 2, is in parentheses and may hold spaces: count from
+     the last ')'.  Field 3 (state) comes first; utime is field 14,
+     stime 15.  */
+  const char *rest = strrchr (stat, ')');
+  T_ASSERT (rest != NULL);
+  g_auto (GStrv) f = g_strsplit (rest + 2, " ", -1);
+  T_ASSERT (g_strv_length (f) > 12);
+  guint64 ticks = g_ascii_strtoull (f[11], NULL, 10)
+                  + g_ascii_strtoull (f[12], NULL, 10);
+  return (gint64) (ticks * 1000 / (guint64) sysconf (_SC_CLK_TCK));
+}
+
+/* Pumps for MS, taking whatever comes.  */
+void
+th_pump_for (THarness *h, int ms)
+{
+  gint64 end = t_now_ms () + ms;
+  for (gint64 left = ms; left > 0; left = end - t_now_ms ())
+    th_pump (h, (int) left);
+}

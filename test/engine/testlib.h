@@ -109,6 +109,11 @@ NpConn *th_connect_tcp (THarness *h, guint64 id, const char *host,
 void th_drain_now (THarness *h);
 /* Fails if any event for ID sits at or after index FROM of H's events.  */
 void th_assert_quiet_after (THarness *h, guint64 id, guint from);
+/* Pumps for MS, taking whatever comes.  */
+void th_pump_for (THarness *h, int ms);
+/* The CPU time, in ms, of the thread named netproc-engine (one engine at
+   a time).  */
+gint64 t_engine_cpu_ms (void);
 
 /* An engine connection (id 1) and the peer socket it reached.  */
 typedef struct
