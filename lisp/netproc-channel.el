@@ -208,6 +208,12 @@ seconds; in batch mode it prints the message and exits with status 255."
             (let ((inhibit-quit t))
               (sleep-for 2))))))))
 
+(defconst netproc--accept-output (symbol-function 'accept-process-output)
+  "The primitive `accept-process-output', as it was when netproc loaded.
+netproc's waits call it directly: advice on the primitive (such as
+`netproc-compat-mode' adds) would stand between the wait and its
+dispatch, where `netproc--directly-under-wait-p' must find nothing.")
+
 (defun netproc--wait-until (predicate &optional seconds)
   "Dispatch events until PREDICATE returns non-nil; return its value.
 Give up after SECONDS (nil means no limit) and return nil.  Emacs runs
@@ -236,7 +242,7 @@ returning; the dispatcher ends the wait itself once PREDICATE holds."
       (if (process-live-p netproc--channel)
           (catch 'netproc--wait-satisfied
             (let ((netproc--wait-predicate predicate))
-              (accept-process-output netproc--channel slice)))
+              (funcall netproc--accept-output netproc--channel slice)))
         ;; No channel, so no events: keep time for timers and quits.
         (accept-process-output nil slice))
       (when deadline
@@ -277,7 +283,8 @@ timer and their callers, the first other function is the
 (defun netproc--visit-frame (_evald function _args _flags)
   "Look at the FUNCTION of one frame for `netproc--directly-under-wait-p'."
   (if (eq netproc--frames-state 'dispatch)
-      (cond ((eq function 'accept-process-output)
+      (cond ((or (eq function 'accept-process-output)
+                 (eq function netproc--accept-output))
              (setq netproc--frames-state 'accept))
             ((not (memq function netproc--dispatch-frames))
              (throw 'netproc--frames-seen nil)))
