@@ -115,10 +115,11 @@ The arguments, %s, are its own."
        (defun ,name (orig ,@arglist)
          ,doc
          ,(if (eq kind 'designator)
-              `(let ((netproc (netproc-compat--target ,target)))
-                 (if netproc
-                     (,twin netproc ,@(cdr args))
-                   (funcall orig ,@args)))
+              ;; The twin gets the designator itself: it reads a name
+              ;; or nil as the primitive would, and returns it likewise.
+              `(if (netproc-compat--target ,target)
+                   (,twin ,@args)
+                 (funcall orig ,@args))
             `(if (netproc-p ,target)
                  (,twin ,@args)
                (funcall orig ,@args))))
