@@ -53,11 +53,9 @@ Bind it around code whose connections must stay builtin while
 
 (defun netproc-compat-route-default (args)
   "Return non-nil if a `make-network-process' call with ARGS can be a netproc.
-That is every call but those netproc cannot serve: with :tls-parameters
-\(TLS is the builtin's), or with a :type netproc does not support yet."
+That is every call but those with a :type netproc does not support yet."
   (let ((type (plist-get args :type)))
-    (and (not (plist-get args :tls-parameters))
-         (or (null type) (netproc-featurep (list :type type))))))
+    (or (null type) (netproc-featurep (list :type type)))))
 
 ;;; Which netproc an argument means
 
@@ -252,6 +250,7 @@ JUST-THIS-ONE are as for `accept-process-output'."
 (defun netproc-compat--make-network-process (orig &rest args)
   "Make a netproc from ARGS if they are to be routed, else call ORIG."
   (if (and args (not netproc-compat-inhibit)
+           (not (plist-get args :tls-parameters))
            (funcall netproc-compat-route-function args))
       (apply #'netproc-make-network-process args)
     (apply orig args)))

@@ -96,6 +96,181 @@ The two traces must be equal."
   (netproc-compat-test--define-rerun name scenario))
 (add-hook 'netproc-test-scenario-functions #'netproc-compat-test--define-rerun)
 
+;;;; The mode on and off
+
+(defun netproc-compat-test--cells ()
+  "Return (PRIMITIVE . FUNCTION-CELL) for every primitive the mode advises."
+  (mapcar (lambda (f) (cons f (symbol-function f)))
+          (netproc-compat-primitives)))
+
+(defun netproc-compat-test--advised ()
+  "Return the primitives that carry the mode's advice now."
+  (cl-remove-if-not (lambda (f)
+                      (advice-member-p (alist-get f netproc-compat--advice) f))
+                    (netproc-compat-primitives)))
+
+(ert-deftest netproc-compat-mode-off-restores-primitives ()
+  "On, every primitive is advised; off, each function cell is as before."
+  (should-not netproc-compat-mode)
+  (let ((before (netproc-compat-test--cells)))
+    (should-not (netproc-compat-test--advised))
+    (dotimes (_ 2)
+      (netproc-compat-mode 1)
+      (unwind-protect
+          (should (equal (netproc-compat-test--advised)
+                         (netproc-compat-primitives)))
+        (netproc-compat-mode -1))
+      (should-not (netproc-compat-test--advised))
+      (dolist (cell before)
+        (should (eq (symbol-function (car cell)) (cdr cell)))))))
+
+(ert-deftest netproc-compat-mode-covers-the-primitives ()
+  "The mode advises every builtin of the harness and more that clients use."
+  (dolist (f (append netproc-test-builtin-functions
+                     '(get-buffer-process process-thread
+                       process-inherit-coding-system-flag
+                       set-process-inherit-coding-system-flag
+                       process-tty-name set-network-process-option
+                       kill-process interrupt-process quit-process
+                       open-network-stream open-gnutls-stream)))
+    (should (memq f (netproc-compat-primitives)))))
+
+(ert-deftest netproc-compat-mode-off-makes-builtin-processes ()
+  "With the mode off, `make-network-process' is the builtin's."
+  (netproc-test-with-cleanup
+    (let* ((peer (netproc-test-peer-start))
+           (p (make-network-process :name "off" :host "127.0.0.1"
+                                    :service (netproc-test-peer-port peer))))
+      (should (eq (type-of p) 'process))
+      (should-not (netproc-p p))
+      (delete-process p))))
+
+(ert-deftest netproc-compat-netprocs-outlive-the-mode ()
+  "A netproc made while the mode was on keeps working through the twins."
+  (netproc-test-with-cleanup
+    (let* ((peer (netproc-test-peer-start))
+           (got "")
+           (p (netproc-compat-test-with-mode
+                (make-network-process
+                 :name "outlive" :host "127.0.0.1"
+                 :service (netproc-test-peer-port peer)
+                 :filter (lambda (_p s) (setq got (concat got s)))))))
+      (should (netproc-p p))
+      (should-not (processp p))
+      (netproc-send-string p "ping")
+      (netproc-test-peer-wait-received peer (lambda (d) (equal d "ping")))
+      (netproc-test-peer-send peer "pong")
+      (netproc-test-wait-for (equal got "pong"))
+      (delete-netproc p)
+      (should (eq (netproc-status p) 'closed)))))
+
+(ert-deftest netproc-compat-builtin-processes-unchanged ()
+  "With the mode on, a builtin process is served by the primitives."
+  (netproc-test-with-cleanup
+    (let ((peer (netproc-test-peer-start)))
+      (netproc-compat-test-with-mode
+        (let ((p (let ((netproc-compat-inhibit t))
+                   (make-network-process
+                    :name "plain-builtin" :host "127.0.0.1"
+                    :service (netproc-test-peer-port peer)))))
+          (should (eq (type-of p) 'process))
+          (should (eq (process-status p) 'open))
+          (should (memq p (process-list)))
+          (should (eq (get-process "plain-builtin") p))
+          (process-send-string p "x")
+          (netproc-test-peer-wait-received peer (lambda (d) (equal d "x")))
+          (should (process-live-p p))
+          (delete-process p)
+          (should (eq (process-status p) 'closed)))))))
+
+(ert-deftest netproc-compat-accept-just-this-one ()
+  "`accept-process-output' on a netproc takes JUST-THIS-ONE, t or a number."
+  (netproc-test-with-cleanup
+    (let ((peer (netproc-test-peer-start)) (got ""))
+      (netproc-compat-test-with-mode
+        (let ((p (make-network-process
+                  :name "jto" :host "127.0.0.1"
+                  :service (netproc-test-peer-port peer)
+                  :filter (lambda (_p s) (setq got (concat got s))))))
+          (should (netproc-p p))
+          (netproc-test-peer-send peer "a")
+          (should (netproc-test-wait-for (accept-process-output p 1 nil t)))
+          (netproc-test-peer-send peer "b")
+          (should (netproc-test-wait-for (accept-process-output p 1 nil 0)))
+          (should (equal got "ab"))
+          (should-not (accept-process-output p 0.05 nil t))
+          (delete-process p))))))
+
+;;;; TLS stays builtin
+
+(defvar netproc-compat-test--routed nil
+  "Argument lists the recording route function saw, newest first.")
+
+(defun netproc-compat-test--record-route (args)
+  "Record ARGS in `netproc-compat-test--routed' and route them."
+  (push args netproc-compat-test--routed)
+  t)
+
+(ert-deftest netproc-compat-tls-stream-decisions ()
+  "Which `open-network-stream' parameters count as TLS."
+  (dolist (params '((:type tls) (:type ssl) (:type starttls)
+                    (:type plain :tls-parameters (gnutls-x509pki))
+                    (:type network :success "OK" :capability-command "C")
+                    (:starttls-function identity)))
+    (should (netproc-compat-tls-stream-p params)))
+  (dolist (params '((:type plain) (:type network) () (:nowait t)
+                    (:type plain :success "OK" :capability-command "C")))
+    (should-not (netproc-compat-tls-stream-p params)))
+  (should (netproc-compat-route-default '(:name "a" :service 1)))
+  (should (netproc-compat-route-default '(:type seqpacket)))
+  (should-not (netproc-compat-route-default '(:type no-such-type))))
+
+(defun netproc-compat-test--starttls (port)
+  "Open a STARTTLS stream to PORT; return what `netproc-test-try' makes of it."
+  (netproc-test-try
+    (open-network-stream "starttls" nil "127.0.0.1" port
+                         :type 'starttls :nogreeting t :return-list t)))
+
+(ert-deftest netproc-compat-tls-calls-stay-builtin ()
+  "TLS connections made with the mode on are builtin processes.
+The peer speaks no TLS: each handshake is abandoned."
+  (netproc-test-with-cleanup
+    (let* ((peer (netproc-test-peer-start))
+           (port (netproc-test-peer-port peer))
+           (netproc-compat-route-function #'netproc-compat-test--record-route)
+           (netproc-compat-test--routed nil)
+           made)
+      (netproc-compat-test-with-mode
+        (push (open-network-stream "tls" nil "127.0.0.1" port
+                                   :type 'tls :nowait t)
+              made)
+        (push (make-network-process
+               :name "tls-params" :host "127.0.0.1" :service port :nowait t
+               :tls-parameters (cons 'gnutls-x509pki
+                                     (gnutls-boot-parameters
+                                      :hostname "localhost")))
+              made)
+        ;; STARTTLS to a peer that offers no capabilities: the stream is
+        ;; made, finds no TLS, is deleted, and Emacs 28 then fails as it
+        ;; does without the mode.
+        (should (equal (netproc-compat-test--starttls port)
+                       (progn
+                         (netproc-compat-mode -1)
+                         (unwind-protect (netproc-compat-test--starttls port)
+                           (netproc-compat-mode 1)))))
+        (should-not netproc-compat-test--routed)
+        (should-not (netproc-list))
+        (dolist (p made)
+          (should (eq (type-of p) 'process)))
+        (let ((plain (open-network-stream "plain" nil "127.0.0.1" port
+                                          :type 'plain)))
+          (should (netproc-p plain))
+          (should (= (length netproc-compat-test--routed) 1))
+          (delete-process plain))
+        (dolist (p made)
+          (set-process-sentinel p #'ignore)
+          (delete-process p))))))
+
 (provide 'netproc-compat-tests)
 
 ;;; netproc-compat-tests.el ends here
