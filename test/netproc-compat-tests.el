@@ -271,6 +271,134 @@ The peer speaks no TLS: each handshake is abandoned."
           (set-process-sentinel p #'ignore)
           (delete-process p))))))
 
+;;;; Killing a buffer, listing processes, exiting
+
+(defun netproc-compat-test--connect (builtin name peer &rest args)
+  "Connect NAME to PEER with the mode on, builtin if BUILTIN; pass ARGS."
+  (let ((netproc-compat-inhibit builtin))
+    (apply #'make-network-process :name name :host "127.0.0.1"
+           :service (netproc-test-peer-port peer) args)))
+
+(defun netproc-compat-test--kill-buffer (builtin answer)
+  "Kill the buffer of a live connection, builtin if BUILTIN, answering ANSWER.
+Return the buffer's liveness, the questions asked, the connection's
+status and its sentinel's messages."
+  (let* ((peer (netproc-test-peer-start))
+         (buffer (get-buffer-create "kb"))
+         (questions nil) (messages nil)
+         (p (netproc-compat-test--connect
+             builtin "kb" peer :buffer buffer
+             :sentinel (lambda (_p m) (push m messages)))))
+    (netproc-test-peer-conn peer)
+    (cl-letf (((symbol-function 'yes-or-no-p)
+               (lambda (q) (push q questions) answer)))
+      (kill-buffer buffer))
+    (netproc-test-settle 0.1)
+    (prog1 (list (buffer-live-p buffer) (reverse questions)
+                 (process-status p) (reverse messages))
+      (delete-process p))))
+
+(ert-deftest netproc-compat-kill-buffer-asks-once ()
+  "Killing a netproc's buffer asks and deletes as for a builtin process."
+  (dolist (answer '(nil t))
+    (let ((builtin (netproc-test-with-cleanup
+                     (netproc-compat-test-with-mode
+                       (netproc-test-note
+                        :seen (netproc-compat-test--kill-buffer t answer)))))
+          (netproc (netproc-test-with-cleanup
+                     (netproc-compat-test-with-mode
+                       (netproc-test-note
+                        :seen (netproc-compat-test--kill-buffer nil answer))))))
+      (should (equal (length (nth 1 (cadr (assq :seen builtin)))) 1))
+      (should (equal netproc builtin)))))
+
+(defun netproc-compat-test--process-row (name)
+  "Return the row of NAME in the process list, NAME made anonymous."
+  (with-current-buffer "*Process List*"
+    (let ((entry (cl-find-if (lambda (e) (equal (aref (cadr e) 0) name))
+                             tabulated-list-entries)))
+      (and entry
+           (replace-regexp-in-string
+            (regexp-quote name) "NAME"
+            (prin1-to-string (cadr entry)))))))
+
+(ert-deftest netproc-compat-list-processes ()
+  "`list-processes' shows a netproc as it shows a builtin connection."
+  (netproc-test-with-cleanup
+    (let ((peer (netproc-test-peer-start)))
+      (netproc-compat-test-with-mode
+        (let ((b (netproc-compat-test--connect
+                  t "lp-b" peer :buffer (get-buffer-create "lp-b")))
+              (n (netproc-compat-test--connect
+                  nil "lp-n" peer :buffer (get-buffer-create "lp-n"))))
+          (should (netproc-p n))
+          (list-processes)
+          (should (netproc-compat-test--process-row "lp-n"))
+          (should (equal (netproc-compat-test--process-row "lp-n")
+                         (netproc-compat-test--process-row "lp-b")))
+          (with-current-buffer "*Process List*"
+            (goto-char (point-min))
+            (should (re-search-forward "^ *lp-n .* open " nil t)))
+          (delete-process b)
+          (delete-process n)
+          (kill-buffer "*Process List*"))))))
+
+(defun netproc-compat-test--exit (builtin answer)
+  "Ask Emacs to exit with a live connection, builtin if BUILTIN.
+Answer ANSWER to the question; `kill-emacs' only notes that it was
+called.  Return the questions and whether Emacs would have exited."
+  (let* ((peer (netproc-test-peer-start))
+         (p (netproc-compat-test--connect builtin "exit" peer))
+         (questions nil) (exited nil))
+    (netproc-test-peer-conn peer)
+    (cl-letf (((symbol-function 'yes-or-no-p)
+               (lambda (q) (push q questions) answer))
+              ((symbol-function 'kill-emacs)
+               (lambda (&rest _) (setq exited t))))
+      (save-buffers-kill-emacs))
+    (when (get-buffer "*Process List*")
+      (kill-buffer "*Process List*"))
+    (delete-process p)
+    (list (reverse questions) exited)))
+
+(ert-deftest netproc-compat-exit-query ()
+  "Exiting with a live netproc asks once, as with a builtin connection."
+  (dolist (answer '(nil t))
+    (let ((builtin (netproc-test-with-cleanup
+                     (netproc-compat-test-with-mode
+                       (netproc-test-note
+                        :seen (netproc-compat-test--exit t answer)))))
+          (netproc (netproc-test-with-cleanup
+                     (netproc-compat-test-with-mode
+                       (netproc-test-note
+                        :seen (netproc-compat-test--exit nil answer))))))
+      (should (equal (cadr (assq :seen netproc))
+                     (list '("Active processes exist; kill them and exit anyway? ")
+                           answer)))
+      (should (equal netproc builtin)))))
+
+(ert-deftest netproc-compat-kill-emacs-with-connections ()
+  "An Emacs with live netprocs made by the mode exits at once."
+  (let ((result
+         (netproc-test-child-emacs
+          '(progn
+             (require 'netproc-compat)
+             (netproc-compat-mode 1)
+             (let* ((server (let ((netproc-compat-inhibit t))
+                              (make-network-process
+                               :name "s" :server t :host "127.0.0.1"
+                               :service t :noquery t)))
+                    (port (process-contact server :service))
+                    (conns (list (make-network-process
+                                  :name "a" :host "127.0.0.1" :service port)
+                                 (make-network-process
+                                  :name "b" :host "127.0.0.1" :service port
+                                  :nowait t))))
+               (accept-process-output nil 0.1)
+               (princ (format "%S\n" (mapcar #'netproc-p conns)))
+               (kill-emacs 7))))))
+    (should (equal result '(7 . "(t t)\n")))))
+
 (provide 'netproc-compat-tests)
 
 ;;; netproc-compat-tests.el ends here
