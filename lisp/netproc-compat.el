@@ -28,9 +28,8 @@
 
 (require 'cl-lib)
 (require 'netproc)
-;; Loaded now, so that the mode advises their definitions rather than
-;; autoloads, and gives back exactly what it advised.
-(require 'network-stream)
+;; Its `open-gnutls-stream' is neither defined nor autoloaded until then;
+;; the mode advises it.
 (require 'gnutls)
 
 (defgroup netproc-compat nil
@@ -205,6 +204,13 @@ Anything else goes to ORIG with CURRENT-GROUP."
 (dolist (primitive '(interrupt-process kill-process quit-process))
   (netproc-compat--register primitive #'netproc-compat--signal))
 
+(defun netproc-compat--gnutls-peer-status (orig proc)
+  "Return nil for a netproc PROC, which has no TLS; else call ORIG.
+url.el asks every connection it reads headers from."
+  (if (netproc-p proc) nil (funcall orig proc)))
+(netproc-compat--register 'gnutls-peer-status
+                          #'netproc-compat--gnutls-peer-status)
+
 (defun netproc-compat--buffer-netproc (buffer)
   "Return the netproc of BUFFER (a buffer or its name), or nil."
   (let ((buffer (and buffer (> (hash-table-count netproc--listed) 0)
@@ -285,6 +291,9 @@ Its connection stays builtin if it may carry TLS."
   (let ((netproc-compat-inhibit t))
     (apply orig args)))
 (netproc-compat--register 'open-gnutls-stream #'netproc-compat--builtin-only)
+;; url.el over https, through a proxy too: there the connection to the
+;; proxy is opened plain and turned into TLS afterwards.
+(netproc-compat--register 'url-https #'netproc-compat--builtin-only)
 
 ;;; Hooks
 
