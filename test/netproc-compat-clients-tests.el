@@ -190,7 +190,8 @@ BODY runs under `netproc-test-with-cleanup'; nginx is stopped after it,
 and url.el forgets the connections it kept."
   (declare (indent 1) (debug (symbolp body)))
   `(progn
-     (skip-unless (netproc-compat-test-nginx-program))
+     (unless (netproc-compat-test-nginx-program)
+       (ert-skip "nginx is not installed"))
      (netproc-test-with-cleanup
        (let ((,var (netproc-compat-test-nginx-start))
              (url-proxy-services nil)
@@ -372,6 +373,145 @@ buffer's text at the end, without the date nginx gives."
   "As `netproc-compat-open-network-stream-plain', with :nowait t."
   (netproc-compat-test-with-nginx nginx
     (netproc-compat-test--plain-get-both nginx t)))
+
+;;;; websocket.el
+
+(defun netproc-compat-test-websocket-dir ()
+  "Return the directory of websocket.el as Debian installs it, or nil."
+  (car (last (file-expand-wildcards
+              "/usr/share/emacs/site-lisp/elpa/websocket-*"))))
+
+(defun netproc-compat-test--load-websocket ()
+  "Load websocket.el and the peer's frames; skip the test without them."
+  (let ((dir (netproc-compat-test-websocket-dir)))
+    (unless dir
+      (ert-skip "websocket.el (Debian package elpa-websocket) is not installed"))
+    (add-to-list 'load-path dir)
+    (require 'websocket)
+    (load (expand-file-name "websocket-peer.el" netproc-compat-test--files)
+          nil t)))
+
+(declare-function websocket-open "websocket")
+(declare-function websocket-openp "websocket")
+(declare-function websocket-close "websocket")
+(declare-function websocket-conn "websocket")
+(declare-function websocket-server "websocket")
+(declare-function websocket-server-close "websocket")
+(declare-function netproc-compat-ws-peer-frames "websocket-peer")
+(declare-function netproc-compat-ws-peer-bytes "websocket-peer")
+(declare-function netproc-compat-ws-peer-send "websocket-peer")
+(declare-function netproc-compat-ws-peer-received "websocket-peer")
+
+(defun netproc-compat-test-ws-peer (function &rest args)
+  "Start websocket-peer.el's FUNCTION with ARGS in a batch Emacs.
+Return its process; what it prints collects in its buffer."
+  (let ((process
+         (make-process
+          :name "netproc-test-ws-peer" :noquery t :connection-type 'pipe
+          :sentinel #'ignore
+          :buffer (generate-new-buffer " *netproc-test-ws-peer*")
+          :command (append
+                    (list (expand-file-name invocation-name
+                                            invocation-directory)
+                          "-Q" "--batch"
+                          "-L" (netproc-compat-test-websocket-dir)
+                          "-l" (expand-file-name "websocket-peer.el"
+                                                 netproc-compat-test--files)
+                          "-f" function)
+                    args))))
+    (process-put process 'netproc-test-helper t)
+    (push process netproc-test--helpers)
+    process))
+
+(defun netproc-compat-test-ws-output (peer)
+  "Return what PEER printed so far."
+  (with-current-buffer (process-buffer peer) (buffer-string)))
+
+(defun netproc-compat-test-ws-stop (peer)
+  "Stop PEER by its PID and wait for it to exit."
+  (when (process-live-p peer)
+    (signal-process (process-id peer) 'TERM)
+    (ignore-errors
+      (netproc-test-wait-until (lambda () (not (process-live-p peer)))
+                               10 'ws-peer-exits))))
+
+(defun netproc-compat-test--expected (frames)
+  "Return FRAMES as (OPCODE . BYTES), as they must arrive."
+  (mapcar (lambda (f) (cons (car f) (netproc-compat-ws-peer-bytes f)))
+          frames))
+
+(ert-deftest netproc-compat-websocket-client ()
+  "websocket.el's client over a netproc gets every frame echoed exactly."
+  (netproc-compat-test--load-websocket)
+  (netproc-test-with-cleanup
+    (let* ((peer (netproc-compat-test-ws-peer
+                  "netproc-compat-ws-peer-echo-server"))
+           (port (netproc-test-wait-until
+                  (lambda ()
+                    (let ((out (netproc-compat-test-ws-output peer)))
+                      (and (string-match "port \\([0-9]+\\)" out)
+                           (string-to-number (match-string 1 out)))))
+                  20 'ws-peer-port))
+           (frames (netproc-compat-ws-peer-frames))
+           (echoes nil))
+      (unwind-protect
+          (netproc-compat-test-with-mode
+            (let ((ws (websocket-open
+                       (format "ws://127.0.0.1:%d" port)
+                       :on-message
+                       (lambda (_ws frame)
+                         (push (netproc-compat-ws-peer-received frame)
+                               echoes)))))
+              (should (netproc-p (websocket-conn ws)))
+              (netproc-test-wait-for (websocket-openp ws) 10)
+              (dolist (frame frames)
+                (netproc-compat-ws-peer-send ws frame))
+              (netproc-test-wait-for (>= (length echoes) (length frames)) 20)
+              (websocket-close ws)
+              (should (equal (reverse echoes)
+                             (netproc-compat-test--expected frames)))))
+        (netproc-compat-test-ws-stop peer)))))
+
+(ert-deftest netproc-compat-websocket-server ()
+  "websocket.el's server over netprocs receives and echoes every frame."
+  (netproc-compat-test--load-websocket)
+  (netproc-test-with-cleanup
+    (netproc-compat-test-with-mode
+      (let* ((received nil)
+             (conns nil)
+             (server (websocket-server
+                      t :host "127.0.0.1"
+                      :on-message
+                      (lambda (ws frame)
+                        (cl-pushnew (websocket-conn ws) conns)
+                        (push (netproc-compat-ws-peer-received frame) received)
+                        (netproc-compat-ws-peer-send
+                         ws (let ((got (car received)))
+                              (if (eq (car got) 'text)
+                                  (cons 'text (decode-coding-string (cdr got)
+                                                                    'utf-8))
+                                got))))))
+             (peer nil))
+        (unwind-protect
+            (progn
+              (should (netproc-p server))
+              (setq peer (netproc-compat-test-ws-peer
+                          "netproc-compat-ws-peer-client"
+                          (format "ws://127.0.0.1:%d"
+                                  (process-contact server :service))))
+              (netproc-test-wait-for (not (process-live-p peer)) 30)
+              (should (equal (netproc-compat-test-ws-output peer)
+                             (format "echoed %d of %d\n"
+                                     (length (netproc-compat-ws-peer-frames))
+                                     (length (netproc-compat-ws-peer-frames)))))
+              (should (eql (process-exit-status peer) 0))
+              (should (= (length conns) 1))
+              (should (netproc-p (car conns)))
+              (should (equal (reverse received)
+                             (netproc-compat-test--expected
+                              (netproc-compat-ws-peer-frames)))))
+          (when peer (netproc-compat-test-ws-stop peer))
+          (websocket-server-close server))))))
 
 (provide 'netproc-compat-clients-tests)
 
