@@ -73,10 +73,8 @@ The two traces must be equal."
           (ert-fail (list "builtin and compat traces differ" :at at
                           :builtin (nth at bt) :compat (nth at ct))))))))
 
-(defconst netproc-compat-test-not-rerun
-  '((netproc-twins-arity
-     . "`func-arity' of an advised function is (0 . many) in Emacs 28"))
-  "Scenarios that observe what advice itself changes, with the reason.")
+(defconst netproc-compat-test-not-rerun nil
+  "Scenarios not to rerun with the mode on: (NAME . REASON).")
 
 (defun netproc-compat-test--define-rerun (name scenario)
   "Define the ERT test that reruns SCENARIO, named NAME, with the mode on."
@@ -103,36 +101,93 @@ The two traces must be equal."
   (mapcar (lambda (f) (cons f (symbol-function f)))
           (netproc-compat-primitives)))
 
-(defun netproc-compat-test--advised ()
-  "Return the primitives that carry the mode's advice now."
-  (cl-remove-if-not (lambda (f)
-                      (advice-member-p (alist-get f netproc-compat--advice) f))
-                    (netproc-compat-primitives)))
+(defun netproc-compat-test--changed ()
+  "Return the functions the mode has replaced or advised now."
+  (append
+   (cl-loop for (primitive function) in netproc-compat--replacements
+            when (eq (symbol-function primitive) function)
+            collect primitive)
+   (cl-loop for (name . function) in netproc-compat--advice
+            when (advice-member-p function name)
+            collect name)))
+
+(defun netproc-compat-test--advice-left ()
+  "Return the primitives that carry any of the mode's functions as advice."
+  (let ((functions (append (mapcar #'cadr netproc-compat--replacements)
+                           (mapcar #'cdr netproc-compat--advice))))
+    (cl-remove-if-not
+     (lambda (primitive)
+       (cl-some (lambda (f) (advice-member-p f primitive)) functions))
+     (netproc-compat-primitives))))
 
 (ert-deftest netproc-compat-mode-off-restores-primitives ()
-  "On, every primitive is advised; off, each function cell is as before."
+  "On, every primitive is changed; off, each function cell is as before."
   (should-not netproc-compat-mode)
   (let ((before (netproc-compat-test--cells)))
-    (should-not (netproc-compat-test--advised))
+    (should-not (netproc-compat-test--changed))
     (dotimes (_ 2)
       (netproc-compat-mode 1)
       (unwind-protect
-          (should (equal (netproc-compat-test--advised)
-                         (netproc-compat-primitives)))
+          (progn
+            (should (equal (netproc-compat-test--changed)
+                           (netproc-compat-primitives)))
+            ;; Turning it on twice changes nothing more.
+            (netproc-compat-mode 1)
+            (should (equal (netproc-compat-test--changed)
+                           (netproc-compat-primitives))))
         (netproc-compat-mode -1))
-      (should-not (netproc-compat-test--advised))
+      (should-not (netproc-compat-test--changed))
+      (should-not (netproc-compat-test--advice-left))
       (dolist (cell before)
         (should (eq (symbol-function (car cell)) (cdr cell)))))))
 
+(defvar netproc-compat-test--outer-calls 0
+  "Calls seen by `netproc-compat-test--outer-advice'.")
+
+(defun netproc-compat-test--outer-advice (orig &rest args)
+  "Count a call in `netproc-compat-test--outer-calls', then call ORIG with ARGS."
+  (cl-incf netproc-compat-test--outer-calls)
+  (apply orig args))
+
+(ert-deftest netproc-compat-mode-keeps-other-advice ()
+  "Advice on a primitive, added before or during the mode, stays."
+  (let ((before (symbol-function 'process-status))
+        (name-before (symbol-function 'process-name)))
+    (unwind-protect
+        (progn
+          (advice-add 'process-status :around #'netproc-compat-test--outer-advice)
+          (netproc-compat-mode 1)
+          (advice-add 'process-name :around #'netproc-compat-test--outer-advice)
+          (setq netproc-compat-test--outer-calls 0)
+          (should (eq (process-status "no such process") nil))
+          (should (= netproc-compat-test--outer-calls 1))
+          (netproc-compat-mode -1)
+          (should (advice-member-p #'netproc-compat-test--outer-advice
+                                   'process-status))
+          (should (advice-member-p #'netproc-compat-test--outer-advice
+                                   'process-name))
+          (should-not (netproc-compat-test--advice-left))
+          (should (eq (advice--cd*r (symbol-function 'process-name))
+                      name-before)))
+      (netproc-compat-mode -1)
+      (advice-remove 'process-status #'netproc-compat-test--outer-advice)
+      (advice-remove 'process-name #'netproc-compat-test--outer-advice))
+    (should (eq (symbol-function 'process-status) before))
+    (should (eq (symbol-function 'process-name) name-before))))
+
 (ert-deftest netproc-compat-mode-covers-the-primitives ()
-  "The mode advises every builtin of the harness and more that clients use."
-  (dolist (f (append netproc-test-builtin-functions
+  "The mode changes every builtin of the harness and more that clients use.
+`process-get' and `process-put' are Lisp over `process-plist' and
+`set-process-plist', which it changes."
+  (dolist (f (append (cl-set-difference netproc-test-builtin-functions
+                                        '(process-get process-put))
                      '(get-buffer-process process-thread
                        process-inherit-coding-system-flag
                        set-process-inherit-coding-system-flag
                        process-tty-name set-network-process-option
                        kill-process interrupt-process quit-process
-                       open-network-stream open-gnutls-stream)))
+                       gnutls-peer-status
+                       open-network-stream open-gnutls-stream url-https)))
     (should (memq f (netproc-compat-primitives)))))
 
 (ert-deftest netproc-compat-mode-off-makes-builtin-processes ()
