@@ -67,8 +67,9 @@
   (make-directory (expand-file-name "chunked" www) t)
   (netproc-compat-test--write-file (expand-file-name "small.txt" www)
                                    "hello from nginx\n")
-  (let ((rc (call-process "head" nil (list :file (expand-file-name "big.bin" www))
-                          nil "-c" (number-to-string (* 10 1024 1024))
+  (let ((rc (call-process "head" nil
+                          (list :file (expand-file-name "big.bin" www)) nil
+                          "-c" (number-to-string (* 10 1024 1024))
                           "/dev/urandom")))
     (unless (eql rc 0)
       (error "Could not write big.bin: %S" rc)))
