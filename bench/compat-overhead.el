@@ -74,7 +74,8 @@ effects."
              (bench-compat-loop (_p b) (get-buffer-process b)))
        (list "process-list" 1 (bench-compat-loop (_p _b) (process-list)))
        (list "process-send-string 16 B" 4
-             (bench-compat-loop (p _b) (process-send-string p "0123456789abcdef")))
+             (bench-compat-loop (p _b)
+               (process-send-string p "0123456789abcdef")))
        (list "accept-process-output PROC 0" 4
              (bench-compat-loop (p _b) (accept-process-output p 0)))
        (list "accept-process-output PROC 0 nil t" 4

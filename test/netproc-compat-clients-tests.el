@@ -232,7 +232,8 @@ See `netproc-compat-test--response'."
 (defun netproc-compat-test--site-file (nginx path)
   "Return the bytes of PATH as NGINX has it on disk."
   (netproc-compat-test--file-bytes
-   (expand-file-name path (expand-file-name "www" (netproc-compat-test-nginx-dir nginx)))))
+   (expand-file-name path (expand-file-name
+                           "www" (netproc-compat-test-nginx-dir nginx)))))
 
 (ert-deftest netproc-compat-url-retrieve-synchronously-small ()
   "`url-retrieve-synchronously' over a netproc fetches a small file."
@@ -249,9 +250,10 @@ See `netproc-compat-test--response'."
   "`url-retrieve' over a netproc calls back with the file."
   (netproc-compat-test-with-nginx nginx
     (let* ((done nil)
-           (buffer (url-retrieve (netproc-compat-test-nginx-url nginx "small.txt")
-                                 (lambda (status) (setq done (list status)))
-                                 nil t t)))
+           (buffer (url-retrieve
+                    (netproc-compat-test-nginx-url nginx "small.txt")
+                    (lambda (status) (setq done (list status)))
+                    nil t t)))
       (should (netproc-p (get-buffer-process buffer)))
       (netproc-test-wait-for done 30)
       (should (equal done '(nil)))
@@ -341,7 +343,8 @@ whether it is a netproc, its status right after opening, and its
 buffer's text at the end, without the date nginx gives."
   (let* ((buffer (generate-new-buffer "ons"))
          (stream (open-network-stream
-                  "ons" buffer "127.0.0.1" (netproc-compat-test-nginx-port nginx)
+                  "ons" buffer "127.0.0.1"
+                  (netproc-compat-test-nginx-port nginx)
                   :type 'plain :nowait nowait))
          (opened (process-status stream)))
     (netproc-test-wait-for (not (eq (process-status stream) 'connect)))
@@ -386,7 +389,7 @@ buffer's text at the end, without the date nginx gives."
   "Load websocket.el and the peer's frames; skip the test without them."
   (let ((dir (netproc-compat-test-websocket-dir)))
     (unless dir
-      (ert-skip "websocket.el (Debian package elpa-websocket) is not installed"))
+      (ert-skip "websocket.el (Debian's elpa-websocket) is not installed"))
     (add-to-list 'load-path dir)
     (require 'websocket)
     (load (expand-file-name "websocket-peer.el" netproc-compat-test--files)

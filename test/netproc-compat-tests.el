@@ -84,7 +84,7 @@ The two traces must be equal."
                   (make-ert-test
                    :name test
                    :documentation
-                   (format "Scenario `%s' as written, with `netproc-compat-mode' on."
+                   (format "Scenario `%s' as written, with the mode on."
                            name)
                    :tags '(compat)
                    :body (lambda ()
@@ -145,7 +145,7 @@ The two traces must be equal."
   "Calls seen by `netproc-compat-test--outer-advice'.")
 
 (defun netproc-compat-test--outer-advice (orig &rest args)
-  "Count a call in `netproc-compat-test--outer-calls', then call ORIG with ARGS."
+  "Count a call in `netproc-compat-test--outer-calls'; call ORIG with ARGS."
   (cl-incf netproc-compat-test--outer-calls)
   (apply orig args))
 
@@ -155,7 +155,8 @@ The two traces must be equal."
         (name-before (symbol-function 'process-name)))
     (unwind-protect
         (progn
-          (advice-add 'process-status :around #'netproc-compat-test--outer-advice)
+          (advice-add 'process-status :around
+                      #'netproc-compat-test--outer-advice)
           (netproc-compat-mode 1)
           (advice-add 'process-name :around #'netproc-compat-test--outer-advice)
           (setq netproc-compat-test--outer-calls 0)
@@ -428,7 +429,8 @@ called.  Return the questions and whether Emacs would have exited."
                        (netproc-test-note
                         :seen (netproc-compat-test--exit nil answer))))))
       (should (equal (cadr (assq :seen netproc))
-                     (list '("Active processes exist; kill them and exit anyway? ")
+                     (list (list (concat "Active processes exist; "
+                                         "kill them and exit anyway? "))
                            answer)))
       (should (equal netproc builtin)))))
 

@@ -116,7 +116,8 @@ string.  Lengths cover the three length encodings of the protocol."
                              (cl-mapcar
                               (lambda (frame echo)
                                 (equal (cons (car frame)
-                                             (netproc-compat-ws-peer-bytes frame))
+                                             (netproc-compat-ws-peer-bytes
+                                              frame))
                                        echo))
                               frames (reverse echoes)))))
       (princ (format "echoed %d of %d\n" good (length frames)))
