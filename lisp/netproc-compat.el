@@ -327,7 +327,6 @@ processes; netproc's would ask a second time.")
 
 (defun netproc-compat--take-own-hooks ()
   "Take netproc's own queries out of their hooks while the mode is on."
-  (setq netproc-compat--removed-hooks nil)
   (pcase-dolist (`(,hook . ,function) netproc-compat--own-hooks)
     (when (memq function (default-value hook))
       (remove-hook hook function)

@@ -131,6 +131,8 @@ The two traces must be equal."
           (progn
             (should (equal (netproc-compat-test--changed)
                            (netproc-compat-primitives)))
+            (should-not (memq #'netproc-kill-buffer-query-function
+                              (default-value 'kill-buffer-query-functions)))
             ;; Turning it on twice changes nothing more.
             (netproc-compat-mode 1)
             (should (equal (netproc-compat-test--changed)
@@ -138,6 +140,10 @@ The two traces must be equal."
         (netproc-compat-mode -1))
       (should-not (netproc-compat-test--changed))
       (should-not (netproc-compat-test--advice-left))
+      (should (memq #'netproc-kill-buffer-query-function
+                    (default-value 'kill-buffer-query-functions)))
+      (should (memq #'netproc--kill-emacs-query
+                    (default-value 'kill-emacs-query-functions)))
       (dolist (cell before)
         (should (eq (symbol-function (car cell)) (cdr cell)))))))
 
