@@ -100,7 +100,8 @@ effects."
   proc)
 
 (defun bench-compat-measure (proc buffer)
-  "Return (LABEL OFF-SECONDS ON-SECONDS) per workload, medians per call."
+  "Return (LABEL OFF-SECONDS ON-SECONDS) per workload on PROC and BUFFER.
+The seconds are medians per call."
   (let ((off (make-hash-table :test 'equal))
         (on (make-hash-table :test 'equal)))
     (dotimes (_ bench-compat-rounds)

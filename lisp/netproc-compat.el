@@ -104,7 +104,7 @@ loading a file; `advice-add' copes with that.")
     (cl-remove-if (lambda (arg) (memq arg '(&optional &rest))) arglist)))
 
 (defmacro netproc-compat--define (primitive arglist docstring &rest body)
-  "Define what replaces PRIMITIVE while the mode is on.
+  "Define the function put in PRIMITIVE's cell while the mode is on.
 ARGLIST is PRIMITIVE's own and DOCSTRING documents the replacement.
 In BODY, `original' is the primitive, to call for anything else."
   (declare (indent 2) (doc-string 3))
@@ -301,7 +301,7 @@ Its connection stays builtin if it may carry TLS."
     (apply orig name buffer host service parameters)))
 
 (defun netproc-compat--builtin-only (orig &rest args)
-  "Call ORIG with ARGS; the connections it makes stay builtin."
+  "Call ORIG with ARGS, keeping the connections it opens builtin."
   (let ((netproc-compat-inhibit t))
     (apply orig args)))
 
@@ -317,7 +317,7 @@ Its connection stays builtin if it may carry TLS."
 (defconst netproc-compat--own-hooks
   '((kill-buffer-query-functions . netproc-kill-buffer-query-function)
     (kill-emacs-query-functions . netproc--kill-emacs-query))
-  "netproc's own queries, which the builtin ones do while the mode is on.
+  "The queries of netproc that the builtin ones ask while the mode is on.
 With the primitives replaced, `process-kill-buffer-query-function' and
 `save-buffers-kill-emacs' see netprocs and ask as they ask for
 processes; netproc's would ask a second time.")
@@ -343,7 +343,7 @@ processes; netproc's would ask a second time.")
 (declare-function comp-subr-trampoline-install "comp" (subr-name))
 
 (defun netproc-compat-primitives ()
-  "Return the functions `netproc-compat-mode' replaces or advises."
+  "Return the list of functions replaced or advised by the mode."
   (append (mapcar #'car netproc-compat--replacements)
           (mapcar #'car netproc-compat--advice)))
 

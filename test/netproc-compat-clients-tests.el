@@ -135,7 +135,7 @@
                       (netproc-compat-test--accepting-p port)))
        10 'nginx-accepts)
       (unless (process-live-p process)
-        (error "nginx did not start: %s"
+        (error "The nginx server did not start: %s"
                (with-current-buffer (process-buffer process) (buffer-string))))
       (netproc-compat-test--make-nginx :process process :dir dir :port port))))
 
@@ -177,7 +177,7 @@
             (split-string text "\n" t))))
 
 (defun netproc-compat-test--forget-url-connections ()
-  "Close the connections url.el keeps open for reuse."
+  "Close url.el's connections kept open for reuse."
   (maphash (lambda (_key conns)
              (dolist (conn conns)
                (set-process-sentinel conn #'ignore)
@@ -293,7 +293,7 @@ See `netproc-compat-test--response'."
                                            nginx "chunked/part.txt")))))))))
 
 (ert-deftest netproc-compat-url-keep-alive ()
-  "url.el reuses its kept-alive netproc for the next request."
+  "The url.el client sends its next request on the kept-alive netproc."
   (netproc-compat-test-with-nginx nginx
     (let* ((first (netproc-compat-test--fetch nginx "small.txt"))
            (second (netproc-compat-test--fetch nginx "chunked/page.html"))
@@ -307,7 +307,7 @@ See `netproc-compat-test--response'."
       (should (equal (mapcar #'cadr log) '(1 2))))))
 
 (ert-deftest netproc-compat-url-https-stays-builtin ()
-  "url.el over https makes a builtin connection while the mode is on.
+  "The url.el client opens a builtin connection for https, mode or not.
 The peer speaks no TLS; the handshake is abandoned."
   (netproc-test-with-cleanup
     (let ((peer (netproc-test-peer-start))
@@ -381,7 +381,7 @@ buffer's text at the end, without the date nginx gives."
 ;;;; websocket.el
 
 (defun netproc-compat-test-websocket-dir ()
-  "Return the directory of websocket.el as Debian installs it, or nil."
+  "Return the directory of websocket.el, as installed by Debian, or nil."
   (car (last (file-expand-wildcards
               "/usr/share/emacs/site-lisp/elpa/websocket-*"))))
 
@@ -445,7 +445,7 @@ Return its process; what it prints collects in its buffer."
           frames))
 
 (ert-deftest netproc-compat-websocket-client ()
-  "websocket.el's client over a netproc gets every frame echoed exactly."
+  "The websocket.el client over a netproc gets every frame echoed exactly."
   (netproc-compat-test--load-websocket)
   (netproc-test-with-cleanup
     (let* ((peer (netproc-compat-test-ws-peer
@@ -477,7 +477,7 @@ Return its process; what it prints collects in its buffer."
         (netproc-compat-test-ws-stop peer)))))
 
 (ert-deftest netproc-compat-websocket-server ()
-  "websocket.el's server over netprocs receives and echoes every frame."
+  "The websocket.el server over netprocs receives and echoes every frame."
   (netproc-compat-test--load-websocket)
   (netproc-test-with-cleanup
     (netproc-compat-test-with-mode

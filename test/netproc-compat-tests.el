@@ -288,7 +288,7 @@ The two traces must be equal."
   (should-not (netproc-compat-route-default '(:type no-such-type))))
 
 (defun netproc-compat-test--starttls (port)
-  "Open a STARTTLS stream to PORT; return what `netproc-test-try' makes of it."
+  "Open a STARTTLS stream to PORT; return it as `netproc-test-try' does."
   (netproc-test-try
     (open-network-stream "starttls" nil "127.0.0.1" port
                          :type 'starttls :nogreeting t :return-list t)))

@@ -40,7 +40,7 @@
     bytes))
 
 (defun netproc-compat-ws-peer-frames ()
-  "Return the frames the tests exchange: a list of (OPCODE . PAYLOAD).
+  "Return the list of frames to exchange: each is (OPCODE . PAYLOAD).
 A text payload is a string of characters, a binary one a unibyte
 string.  Lengths cover the three length encodings of the protocol."
   (list (cons 'text "hello")
@@ -81,13 +81,13 @@ string.  Lengths cover the three length encodings of the protocol."
                       :completep t)))
 
 (defun netproc-compat-ws-peer--run-until (predicate)
-  "Run the event loop until PREDICATE holds or the lifetime is up."
+  "Run the event loop until PREDICATE is non-nil or the lifetime is up."
   (let ((end (+ (float-time) netproc-compat-ws-peer-lifetime)))
     (while (and (not (funcall predicate)) (< (float-time) end))
       (accept-process-output nil 0.05))))
 
 (defun netproc-compat-ws-peer-echo-server ()
-  "Serve echoes on a free port of 127.0.0.1 until killed."
+  "Echo frames on a free port of 127.0.0.1 until killed."
   (require 'websocket)
   (let ((server (websocket-server t :host "127.0.0.1"
                                   :on-message #'netproc-compat-ws-peer--echo)))
@@ -97,7 +97,7 @@ string.  Lengths cover the three length encodings of the protocol."
     (kill-emacs 0)))
 
 (defun netproc-compat-ws-peer-client ()
-  "Send the frames to the URL on the command line, check their echoes."
+  "Send the frames to the URL on the command line; check what comes back."
   (require 'websocket)
   (let* ((url (pop command-line-args-left))
          (frames (netproc-compat-ws-peer-frames))
