@@ -73,6 +73,12 @@ sentinels run with it nil.")
 (defvar netproc--channel nil
   "The pipe process the engine rings when events are queued.")
 
+(defvar netproc--wait-just-this-one nil
+  "JUST-THIS-ONE for netproc's waits on its channel, as `accept-process-output'.
+Non-nil reads the channel alone, no other process; an integer also keeps
+timers from running.  Bound only around a wait that asks for it;
+filters and sentinels run with it nil.")
+
 (defun netproc--ensure-engine ()
   "Start the engine and its channel unless they are running."
   (netproc--load-module)
@@ -183,7 +189,8 @@ caught and kept for `netproc--report-deferred-errors', unless
     ;; Not `condition-case-unless-debug': that would call the debugger
     ;; and then catch.  Emacs catches nothing while `debug-on-error' is
     ;; set, so the error reaches whoever is waiting.
-    (let ((netproc--wait-predicate nil))
+    (let ((netproc--wait-predicate nil)
+          (netproc--wait-just-this-one nil))
       (if debug-on-error
           (funcall function proc arg)
         (condition-case err
@@ -242,7 +249,8 @@ returning; the dispatcher ends the wait itself once PREDICATE holds."
       (if (process-live-p netproc--channel)
           (catch 'netproc--wait-satisfied
             (let ((netproc--wait-predicate predicate))
-              (funcall netproc--accept-output netproc--channel slice)))
+              (funcall netproc--accept-output netproc--channel slice nil
+                       netproc--wait-just-this-one)))
         ;; No channel, so no events: keep time for timers and quits.
         (accept-process-output nil slice))
       (when deadline

@@ -256,12 +256,16 @@ url.el asks every connection it reads headers from."
 (netproc-compat--define accept-process-output
     (&optional process seconds millisec just-this-one)
   "Wait for output as the original `accept-process-output' does.
-A netproc PROCESS is waited for by `accept-netproc-output'.  With
+A netproc PROCESS is waited for by `accept-netproc-output', reading no
+other process when JUST-THIS-ONE is non-nil (but other netprocs).  With
 PROCESS nil, netprocs' events are dispatched after the wait, as that
 function does, when there are netprocs.  SECONDS, MILLISEC and
 JUST-THIS-ONE are as for the original."
   (cond ((netproc-p process)
-         (accept-netproc-output process seconds millisec just-this-one))
+         ;; Other netprocs share the channel and are read with it; other
+         ;; processes are left alone, and timers too for an integer.
+         (let ((netproc--wait-just-this-one just-this-one))
+           (accept-netproc-output process seconds millisec just-this-one)))
         ((or process (zerop (hash-table-count netproc--live)))
          (funcall original process seconds millisec just-this-one))
         (t (prog1 (funcall original nil seconds millisec just-this-one)

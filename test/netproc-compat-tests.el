@@ -263,6 +263,48 @@ The two traces must be equal."
           (should-not (accept-process-output p 0.05 nil t))
           (delete-process p))))))
 
+;;;; Waiting for one connection only
+
+(defun netproc-compat-test--just-this-one (builtin)
+  "Wait with JUST-THIS-ONE on a connection, builtin if BUILTIN.
+Another, builtin, connection has output waiting too, and a timer is
+due.  Return what each wait returned and what ran meanwhile."
+  (let* ((peer (netproc-test-peer-start))
+         (other-peer (netproc-test-peer-start))
+         (seen nil)
+         (p (netproc-compat-test--connect
+             builtin "jto" peer
+             :filter (lambda (_p s) (push (list :jto s) seen))))
+         (other (netproc-compat-test--connect
+                 t "other" other-peer
+                 :filter (lambda (_p s) (push (list :other s) seen))))
+         (conn (netproc-test-peer-conn peer))
+         (other-conn (netproc-test-peer-conn other-peer)))
+    (process-send-string other-conn "o")
+    (process-send-string conn "p")
+    (run-at-time 0 nil (lambda () (push :timer seen)))
+    (push (list :integer (accept-process-output p 2 nil 1)) seen)
+    (push (list :t (accept-process-output p 0.05 nil t)) seen)
+    (push (list :other (accept-process-output other 2)) seen)
+    (delete-process p)
+    (delete-process other)
+    (reverse seen)))
+
+(ert-deftest netproc-compat-accept-just-this-one-reads-one ()
+  "JUST-THIS-ONE on a netproc leaves other processes, and timers, alone."
+  (let ((builtin (netproc-test-with-cleanup
+                   (netproc-compat-test-with-mode
+                     (netproc-test-note
+                      :seen (netproc-compat-test--just-this-one t)))))
+        (netproc (netproc-test-with-cleanup
+                   (netproc-compat-test-with-mode
+                     (netproc-test-note
+                      :seen (netproc-compat-test--just-this-one nil))))))
+    (should (equal (cadr (assq :seen netproc))
+                   '((:jto "p") (:integer t) :timer (:t nil)
+                     (:other "o") (:other t))))
+    (should (equal netproc builtin))))
+
 ;;;; TLS stays builtin
 
 (defvar netproc-compat-test--routed nil
