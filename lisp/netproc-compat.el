@@ -353,12 +353,17 @@ processes; netproc's would ask a second time.")
 
 (defun netproc-compat--reach-native-code (primitive)
   "Make native-compiled code call PRIMITIVE through its function cell.
-Native code calls primitives directly; a trampoline, compiled once and
-cached, sends its calls through the cell, as for advice."
+Native code calls primitives directly; a trampoline sends its calls
+through the cell, as for advice.  The first time, compiling the
+trampolines of all the primitives takes some twenty seconds; they are
+cached in the user's eln-cache."
   (when (and (featurep 'native-compile)
              (subr-primitive-p (symbol-function primitive)))
     (require 'comp)
-    (comp-subr-trampoline-install primitive)))
+    ;; Some of them are obsolete, which a trampoline's compilation would
+    ;; say each time.
+    (let ((byte-compile-warnings nil))
+      (comp-subr-trampoline-install primitive))))
 
 (defun netproc-compat--install (primitive function variable)
   "Put FUNCTION in PRIMITIVE's function cell; keep the primitive in VARIABLE.
