@@ -81,8 +81,8 @@ Return nil when it stands for a builtin process or for nothing.  As for
   "Return the netproc DESIGNATOR means, or nil for anything else.
 DESIGNATOR is what a process primitive takes: a process, a netproc, a
 buffer, a name or nil.  A builtin process is answered at once."
-  (cond ((netproc-p designator) designator)
-        ((eq (type-of designator) 'process) nil)
+  (cond ((eq (type-of designator) 'process) nil)
+        ((netproc-p designator) designator)
         (t (netproc-compat--designated designator))))
 
 ;;; Replacing the primitives
@@ -158,7 +158,6 @@ The arguments, %s, are those of the original."
 (netproc-compat--dispatch continue-process continue-netproc
                           (&optional process current-group) designator)
 
-(netproc-compat--dispatch process-live-p netproc-live-p (process))
 (netproc-compat--dispatch process-exit-status netproc-exit-status (process))
 (netproc-compat--dispatch process-contact netproc-contact
                           (process &optional key no-block))
@@ -205,6 +204,17 @@ The arguments, %s, are those of the original."
 (netproc-compat--define processp (object)
   "Return t if OBJECT is a netproc, else what the original `processp' says."
   (or (netproc-p object) (funcall original object)))
+
+(netproc-compat--define process-live-p (process)
+  "Return non-nil if PROCESS, a process or a netproc, is alive.
+The original is Lisp over `processp' and `process-status'; for anything
+but a netproc this does what it does with their originals, rather than
+through their replacements."
+  (if (netproc-p process)
+      (netproc-live-p process)
+    (and (funcall netproc-compat--original-processp process)
+         (memq (funcall netproc-compat--original-process-status process)
+               '(run open listen connect stop)))))
 
 (netproc-compat--define process-thread (process)
   "Return the main thread for a netproc PROCESS, else call the original.
