@@ -11,23 +11,41 @@
 ;;
 ;; (`make bench-compat').  The loops are byte-compiled, so each call goes
 ;; through the primitive's function cell as compiled code's calls do.
-;; Off and on alternate for BENCH_COMPAT_ROUNDS rounds (default 7) of
+;; Off and on alternate for BENCH_COMPAT_ROUNDS rounds (default 15) of
 ;; BENCH_COMPAT_CALLS calls each (default 200000); each figure is the
 ;; median per call, loop and garbage collection included.  The ratio
 ;; is on/off: 1.00 means no cost.  Prints a table and writes it to
 ;; bench/results/compat-overhead.md.
+;;
+;; netproc-compat is loaded byte-compiled, as `make' leaves it; with
+;; BENCH_COMPAT_NATIVE=1 it is native-compiled first, as an interactive
+;; Emacs with native compilation does by itself to the files it loads.
 
 ;;; Code:
 
 (require 'cl-lib)
-(require 'netproc-compat)
+
+(defvar bench-compat-native
+  (and (equal (getenv "BENCH_COMPAT_NATIVE") "1")
+       (featurep 'native-compile))
+  "Non-nil means measure netproc-compat native-compiled.")
+
+(declare-function native-compile "comp" (function-or-file &optional output))
+
+(if (not bench-compat-native)
+    (require 'netproc-compat)
+  (require 'netproc)
+  (let ((eln (make-temp-file "netproc-compat" nil ".eln")))
+    (native-compile (locate-library "netproc-compat.el" t) eln)
+    (load eln nil t)
+    (delete-file eln)))
 
 (defun bench-compat-env (name default)
   "Return the number in the environment variable NAME, or DEFAULT."
   (let ((value (getenv name)))
     (if (and value (not (equal value ""))) (string-to-number value) default)))
 
-(defvar bench-compat-rounds (bench-compat-env "BENCH_COMPAT_ROUNDS" 7)
+(defvar bench-compat-rounds (bench-compat-env "BENCH_COMPAT_ROUNDS" 15)
   "Rounds of off then on.")
 
 (defvar bench-compat-calls (bench-compat-env "BENCH_COMPAT_CALLS" 200000)
@@ -104,8 +122,10 @@ effects."
 The seconds are medians per call."
   (let ((off (make-hash-table :test 'equal))
         (on (make-hash-table :test 'equal)))
-    (dotimes (_ bench-compat-rounds)
-      (dolist (mode '(off on))
+    (dotimes (round bench-compat-rounds)
+      ;; Each mode goes first in every other round: what one leaves
+      ;; behind (queued data, garbage) weighs on both alike.
+      (dolist (mode (if (cl-oddp round) '(on off) '(off on)))
         (netproc-compat-mode (if (eq mode 'on) 1 -1))
         (pcase-dolist (`(,label ,divisor ,function) bench-compat-workloads)
           (let ((n (/ bench-compat-calls divisor)))
@@ -123,12 +143,14 @@ The seconds are medians per call."
 (defun bench-compat-table (rows)
   "Return the Markdown table of ROWS from `bench-compat-measure'."
   (concat
-   "| primitive, builtin process | off ns/call | on ns/call | on/off |\n"
-   "|---|---|---|---|\n"
+   "| primitive, builtin process | off ns/call | on ns/call | on - off ns "
+   "| on/off |\n"
+   "|---|---|---|---|---|\n"
    (mapconcat (lambda (row)
                 (pcase-let ((`(,label ,off ,on) row))
-                  (format "| %s | %.0f | %.0f | %.2f |" label
-                          (* off 1e9) (* on 1e9) (/ on off))))
+                  (format "| %s | %.0f | %.0f | %+.0f | %.2f |" label
+                          (* off 1e9) (* on 1e9) (* (- on off) 1e9)
+                          (/ on off))))
               rows "\n")
    "\n"))
 
@@ -138,13 +160,19 @@ The seconds are medians per call."
                (rows (bench-compat-measure client buffer))
                (text (concat
                       "# netproc-compat-mode: cost to builtin processes\n\n"
-                      (format "GNU Emacs %s, %d rounds of %d calls, medians; "
-                              emacs-version bench-compat-rounds
-                              bench-compat-calls)
+                      (format "GNU Emacs %s, netproc-compat %s, "
+                              emacs-version
+                              (if bench-compat-native
+                                  "native-compiled"
+                                "byte-compiled"))
+                      (format "%d rounds of %d calls, medians; "
+                              bench-compat-rounds bench-compat-calls)
                       "loop and garbage collection included.\n\n"
                       (bench-compat-table rows)))
                (file (expand-file-name
-                      "results/compat-overhead.md"
+                      (if bench-compat-native
+                          "results/compat-overhead-native.md"
+                        "results/compat-overhead.md")
                       (file-name-directory (or load-file-name
                                                buffer-file-name)))))
     (delete-process client)
