@@ -82,9 +82,12 @@ string.  Lengths cover the three length encodings of the protocol."
 
 (defun netproc-compat-ws-peer--run-until (predicate)
   "Run the event loop until PREDICATE is non-nil or the lifetime is up."
-  (let ((end (+ (float-time) netproc-compat-ws-peer-lifetime)))
-    (while (and (not (funcall predicate)) (< (float-time) end))
-      (accept-process-output nil 0.05))))
+  (let ((end (+ (float-time) netproc-compat-ws-peer-lifetime))
+        (rounds 0))
+    (while (and (not (funcall predicate)) (< (float-time) end)
+                (< rounds (* 40 netproc-compat-ws-peer-lifetime)))
+      (accept-process-output nil 0.05)
+      (setq rounds (1+ rounds)))))
 
 (defun netproc-compat-ws-peer-echo-server ()
   "Echo frames on a free port of 127.0.0.1 until killed."
