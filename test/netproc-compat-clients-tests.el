@@ -11,9 +11,10 @@
 ;; nginx runs from the test itself: on 127.0.0.1, on a free port, with
 ;; its configuration (test/compat/nginx.conf.in), logs, PID file and
 ;; files in a temporary directory, in the foreground as a child of this
-;; Emacs, and is stopped by the PID it wrote.  The websocket peer is
-;; test/compat/websocket-peer.el in a batch Emacs without the mode: the
-;; other end is websocket.el over builtin processes.
+;; Emacs (under `timeout', in case this Emacs dies), and is stopped by
+;; the PID it wrote.  The websocket peer is test/compat/websocket-peer.el
+;; in a batch Emacs without the mode: the other end is websocket.el over
+;; builtin processes.
 
 ;;; Code:
 
@@ -113,6 +114,9 @@
   "An nginx started by a test."
   process dir port)
 
+(defvar netproc-compat-test-nginx-lifetime 300
+  "Seconds after which an nginx started by a test is stopped in any case.")
+
 (defun netproc-compat-test-nginx-start ()
   "Start nginx on a free loopback port; return it once it accepts."
   (let* ((dir (netproc-test-tmpdir))
@@ -124,7 +128,12 @@
                     :name "netproc-test-nginx" :noquery t
                     :connection-type 'pipe :sentinel #'ignore
                     :buffer (generate-new-buffer " *netproc-test-nginx*")
-                    :command (list (netproc-compat-test-nginx-program)
+                    ;; Should this Emacs die, nginx does not outlive
+                    ;; the limit.
+                    :command (list "timeout"
+                                   (number-to-string
+                                    netproc-compat-test-nginx-lifetime)
+                                   (netproc-compat-test-nginx-program)
                                    "-p" (file-name-as-directory dir)
                                    "-c" conf
                                    "-e" (expand-file-name "error.log" dir)))))
@@ -150,8 +159,7 @@
   (let ((process (netproc-compat-test-nginx-process nginx))
         (pid (netproc-compat-test-nginx-pid nginx)))
     (when (and (> pid 0) (process-live-p process))
-      ;; nginx runs in the foreground: the PID it writes is its child's.
-      (should (eql pid (process-id process)))
+      ;; nginx runs in the foreground under `timeout', which exits with it.
       (signal-process pid 'TERM)
       (ignore-errors
         (netproc-test-wait-until (lambda () (not (process-live-p process)))
