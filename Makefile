@@ -6,6 +6,7 @@
 #   make sanitize   engine tests under TSan and ASan, ERT against an ASan module
 #   make bench      the builtin against netproc in one run: bench/results/
 #                   (BENCH_QUICK=1 for a smoke run, BENCH_ROUNDS=N)
+#   make bench-compat  what netproc-compat-mode costs builtin processes
 
 EMACS   ?= emacs
 CC      ?= gcc
@@ -27,9 +28,11 @@ MODULE   = module/netproc-module.so
 ENGINE_TESTS_SRC = $(wildcard test/engine/test-*.c)
 TEST_HELPERS_SRC = $(filter-out $(ENGINE_TESTS_SRC),$(wildcard test/engine/*.c))
 
-DEBIAN_PACKAGES = emacs-nox libglib2.0-dev pkg-config gcc make socat binutils
+# nginx-light and elpa-websocket: real peers for netproc-compat-mode's tests.
+DEBIAN_PACKAGES = emacs-nox libglib2.0-dev pkg-config gcc make socat binutils \
+                  nginx-light elpa-websocket
 
-.PHONY: all deps check check-engine check-lisp sanitize demo bench clean
+.PHONY: all deps check check-engine check-lisp sanitize demo bench bench-compat clean
 
 LISP_ELC = $(patsubst %.el,%.elc,$(wildcard lisp/*.el))
 
@@ -92,6 +95,10 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh
+
+# What netproc-compat-mode costs builtin processes: bench/results/compat-overhead.md
+bench-compat: all
+	@$(EMACS) -Q --batch -L lisp -l bench/compat-overhead.el
 
 clean:
 	rm -rf build $(MODULE) lisp/*.elc

@@ -73,6 +73,12 @@ sentinels run with it nil.")
 (defvar netproc--channel nil
   "The pipe process the engine rings when events are queued.")
 
+(defvar netproc--wait-just-this-one nil
+  "JUST-THIS-ONE for netproc's waits on its channel, as `accept-process-output'.
+Non-nil reads the channel alone, no other process; an integer also keeps
+timers from running.  Bound only around a wait that asks for it;
+filters and sentinels run with it nil.")
+
 (defun netproc--ensure-engine ()
   "Start the engine and its channel unless they are running."
   (netproc--load-module)
@@ -183,7 +189,8 @@ caught and kept for `netproc--report-deferred-errors', unless
     ;; Not `condition-case-unless-debug': that would call the debugger
     ;; and then catch.  Emacs catches nothing while `debug-on-error' is
     ;; set, so the error reaches whoever is waiting.
-    (let ((netproc--wait-predicate nil))
+    (let ((netproc--wait-predicate nil)
+          (netproc--wait-just-this-one nil))
       (if debug-on-error
           (funcall function proc arg)
         (condition-case err
@@ -207,6 +214,12 @@ seconds; in batch mode it prints the message and exits with status 255."
             (message "%s" text)
             (let ((inhibit-quit t))
               (sleep-for 2))))))))
+
+(defconst netproc--accept-output (symbol-function 'accept-process-output)
+  "The primitive `accept-process-output', as it was when netproc loaded.
+netproc's waits call it directly: advice on the primitive (such as
+`netproc-compat-mode' adds) would stand between the wait and its
+dispatch, where `netproc--directly-under-wait-p' must find nothing.")
 
 (defun netproc--wait-until (predicate &optional seconds)
   "Dispatch events until PREDICATE returns non-nil; return its value.
@@ -236,7 +249,8 @@ returning; the dispatcher ends the wait itself once PREDICATE holds."
       (if (process-live-p netproc--channel)
           (catch 'netproc--wait-satisfied
             (let ((netproc--wait-predicate predicate))
-              (accept-process-output netproc--channel slice)))
+              (funcall netproc--accept-output netproc--channel slice nil
+                       netproc--wait-just-this-one)))
         ;; No channel, so no events: keep time for timers and quits.
         (accept-process-output nil slice))
       (when deadline
@@ -277,7 +291,8 @@ timer and their callers, the first other function is the
 (defun netproc--visit-frame (_evald function _args _flags)
   "Look at the FUNCTION of one frame for `netproc--directly-under-wait-p'."
   (if (eq netproc--frames-state 'dispatch)
-      (cond ((eq function 'accept-process-output)
+      (cond ((or (eq function 'accept-process-output)
+                 (eq function netproc--accept-output))
              (setq netproc--frames-state 'accept))
             ((not (memq function netproc--dispatch-frames))
              (throw 'netproc--frames-seen nil)))

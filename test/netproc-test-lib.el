@@ -122,8 +122,12 @@ wherever they occur in FORM, including in quoted function names."
 
 ;;;; State of the side being run
 
+(defvar netproc-compat-inhibit)
+
 (defvar netproc-test--side 'builtin
-  "Which implementation the running scenario uses: `builtin' or `netproc'.")
+  "Which implementation the running scenario uses.
+`builtin' or `netproc'; `compat' is the scenario as written, run with
+`netproc-compat-mode' on.")
 
 (defvar netproc-test--trace nil
   "Observations of the running scenario, newest first.")
@@ -228,7 +232,8 @@ otherwise (TAG :undocumented RESULT), so they differ and show it."
        (netproc-test-note ,tag
                           (if (equal (netproc-test--norm ,result 0)
                                      (netproc-test--norm
-                                      (if (eq netproc-test--side 'netproc)
+                                      (if (memq netproc-test--side
+                                                '(netproc compat))
                                           ,netproc ,builtin)
                                       0))
                               :as-documented
@@ -443,6 +448,8 @@ connection receives and its sentinel messages, and never writes
 unless told to."
   (let* ((peer (netproc-test--make-peer :family family))
          (n (cl-incf netproc-test--peer-count))
+         ;; A peer is builtin, with `netproc-compat-mode' on too.
+         (netproc-compat-inhibit t)
          (placeholder (if (= n 1) '<SPORT> (intern (format "<SPORT%d>" n))))
          (common (list :name name :server 64 :coding 'binary :noquery t
                        :filter #'netproc-test--peer-filter
@@ -554,7 +561,8 @@ netproc's own event channel (a pipe process) counts as a helper."
 (defun netproc-test-refused-port (&optional family)
   "Return a loopback port nothing listens on, registered as <RPORT>.
 FAMILY is `ipv4' (default) or `ipv6'."
-  (let* ((server (make-network-process
+  (let* ((netproc-compat-inhibit t)
+         (server (make-network-process
                   :name "netproc-test-refused" :server t :service t
                   :host (if (eq family 'ipv6) "::1" "127.0.0.1")
                   :family (or family 'ipv4) :noquery t))
@@ -830,19 +838,36 @@ LABEL names the side in the failure."
                           :builtin (nth at bt) :netproc (nth at nt))))
         (netproc-test--check-side "netproc" n))))))
 
+(defvar netproc-test-scenarios nil
+  "Every differential scenario defined so far: (NAME . FUNCTION), newest first.
+FUNCTION runs the scenario as written, with the builtin names.")
+
+(defvar netproc-test-scenario-functions nil
+  "Functions called with NAME and FUNCTION for each scenario defined.
+A file that reruns the scenarios another way adds itself here to see
+those of the files loaded after it.")
+
+(defun netproc-test-register-scenario (name function)
+  "Record the scenario NAME, run by FUNCTION, and tell those who listen."
+  (setf (alist-get name netproc-test-scenarios) function)
+  (run-hook-with-args 'netproc-test-scenario-functions name function))
+
 (defmacro netproc-test-deftest (name arglist docstring &rest body)
   "Define NAME, a differential ERT test running BODY on both sides.
 BODY uses the builtin function names; the netproc half is BODY with
 `netproc-test-rename' applied.  ARGLIST must be ().  DOCSTRING
-documents the test."
+documents the test.  The scenario as written is also registered with
+`netproc-test-register-scenario', for reruns."
   (declare (indent defun) (doc-string 3))
   (let ((tags nil))
     (when (eq (car body) :tags)
       (setq tags (list :tags (cadr body)) body (cddr body)))
-    `(ert-deftest ,name ,arglist ,docstring ,@tags
-       (netproc-test-compare ',name
-                             (lambda () ,@body)
-                             (lambda () ,@(netproc-test-rename body))))))
+    `(progn
+       (ert-deftest ,name ,arglist ,docstring ,@tags
+         (netproc-test-compare ',name
+                               (lambda () ,@body)
+                               (lambda () ,@(netproc-test-rename body))))
+       (netproc-test-register-scenario ',name (lambda () ,@body)))))
 
 (defmacro netproc-test-with-cleanup (&rest body)
   "Run BODY (a test of netproc alone) with the harness's isolation.
