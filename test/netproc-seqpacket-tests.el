@@ -63,7 +63,7 @@ A long record of `netproc-seqpacket-long-records' is recorded as
          (char (and (> n 0) (aref string 0)))
          (long (and (> n 40) (assq char netproc-seqpacket-long-records))))
     (cond (long
-           (if (= n (if (eq netproc-test--side 'netproc)
+           (if (= n (if (memq netproc-test--side '(netproc compat))
                         (cdr long)
                       (min (cdr long) read-process-output-max)))
                (list :long char :as-documented)
