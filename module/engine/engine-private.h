@@ -170,12 +170,14 @@ struct NpEngine
   GMainContext *context;
   GMainLoop *loop;
 
-  /* Commands: guarded by cmd_lock; cmd_source is made ready on each post
-     and runs the whole queue, oldest first.  */
+  /* Commands: guarded by cmd_lock.  A post that finds the queue empty
+     writes CMD_WAKE_FD, an eventfd that cmd_source watches; it runs the
+     whole queue, oldest first.  */
   pthread_mutex_t cmd_lock;
   GQueue commands;
   gboolean cmd_closed;            /* STOP posted; refuse anything else */
   GSource *cmd_source;
+  int cmd_wake_fd;
 
   /* Events: guarded by event_lock.  */
   pthread_mutex_t event_lock;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "engine-private.h"
@@ -93,6 +94,7 @@ submit (NpEngine *engine, NpCommand *cmd)
 {
   pthread_mutex_lock (&engine->cmd_lock);
   gboolean refused = engine->cmd_closed;
+  gboolean was_empty = engine->commands.length == 0;
   if (!refused)
     {
       g_queue_push_tail (&engine->commands, cmd);
@@ -106,8 +108,17 @@ submit (NpEngine *engine, NpCommand *cmd)
       command_free (cmd);
       return;
     }
-  /* Thread-safe, and wakes the engine's poll if it sleeps.  */
-  g_source_set_ready_time (engine->cmd_source, 0);
+  if (was_empty)
+    {
+      /* Not GLib's own wake-up (g_source_set_ready_time()): that takes
+         the context's lock, which the engine thread holds through most
+         of each iteration, so posts from Emacs's thread would wait for
+         it.  An eventfd write takes no lock of ours.  */
+      static const guint64 one = 1;
+      while (write (engine->cmd_wake_fd, &one, sizeof one) < 0
+             && errno == EINTR)
+        ;
+    }
 }
 
 static void
@@ -261,9 +272,13 @@ cmd_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
   (void) data;
   NpEngine *engine = ((NpCommandSource *) source)->engine;
 
-  /* Unready before taking the queue: a post that lands after the swap
-     makes the source ready again, so no command waits for a later one.  */
-  g_source_set_ready_time (source, -1);
+  /* Reset before taking the queue: a post that lands after the swap
+     finds the queue empty and writes again, so no command waits for a
+     later one.  */
+  guint64 count;
+  while (read (engine->cmd_wake_fd, &count, sizeof count) < 0
+         && errno == EINTR)
+    ;
 
   GQueue batch = G_QUEUE_INIT;
   pthread_mutex_lock (&engine->cmd_lock);
@@ -356,6 +371,8 @@ engine_destroy (NpEngine *engine)
       g_source_destroy (engine->cmd_source);
       g_source_unref (engine->cmd_source);
     }
+  if (engine->cmd_wake_fd >= 0)
+    close (engine->cmd_wake_fd);
   np__poller_free (engine);
   g_clear_pointer (&engine->loop, g_main_loop_unref);
   g_clear_pointer (&engine->context, g_main_context_unref);
@@ -395,6 +412,7 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
   NpEngine *engine = g_new0 (NpEngine, 1);
   engine->wake_fd = wake_fd;
   engine->epoll_fd = -1;
+  engine->cmd_wake_fd = -1;
   if (limits)
     engine->limits = *limits;
   else
@@ -424,6 +442,16 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
   /* Not blocked around its dispatch, so GLib does not wake its own loop
      for it (see poller.c).  */
   g_source_set_can_recurse (engine->cmd_source, TRUE);
+  int wake = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+  engine->cmd_wake_fd = wake < 0 ? -1 : np__fd_place (wake);
+  if (engine->cmd_wake_fd < 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES,
+                   "eventfd: %s", g_strerror (wake < 0 ? errno : EMFILE));
+      engine_destroy (engine);
+      return NULL;
+    }
+  g_source_add_unix_fd (engine->cmd_source, engine->cmd_wake_fd, G_IO_IN);
   g_source_attach (engine->cmd_source, engine->context);
   if (!np__poller_init (engine, error))
     {
