@@ -177,7 +177,6 @@
                 (if why (format "; stopped by: %s"
                                 (string-join (delete-dups (copy-sequence why)) " | "))
                   " (cap reached)"))))
-      (note "`netproc-compat-mode` does not exist yet: no row for it.")
       (note "GC in each child (median collections / median GC seconds), builtin vs netproc:")
       (dolist (w '("recv4k" "recv1m" "send" "pingpong" "pingpong-idle" "connect"
                    "nowait" "accept" "maxconn" "channel"))
@@ -261,7 +260,13 @@
               (replace-regexp-in-string "\n" "\n\n" header) "\n\n"
               (bench-md-table results) "\n"
               "![ratios](latest.svg)\n\n"
-              (mapconcat (lambda (n) (concat "- " n)) notes "\n") "\n"))
+              (mapconcat (lambda (n) (concat "- " n)) notes "\n") "\n")
+      ;; The same run's measure of netproc-compat-mode, one level down.
+      (let ((compat (getenv "BENCH_COMPAT_MD")))
+        (when (and compat (file-readable-p compat))
+          (insert "\n#")
+          (insert-file-contents compat)
+          (goto-char (point-max)))))
     (with-temp-file (getenv "BENCH_SVG")
       (insert (bench-svg results)))
     (princ (format "\nWrote %s and %s\n" (getenv "BENCH_MD") (getenv "BENCH_SVG")))))

@@ -7,8 +7,10 @@
 #
 # Builds the loopback peer (bench/peer.c), then for each round starts a
 # peer and runs every workload in a fresh `emacs -Q --batch -L lisp'
-# child, builtin then netproc, each under a watchdog.  Prints the table
-# of medians and writes bench/results/latest.md and latest.svg.
+# child, builtin then netproc, each under a watchdog.  Then measures what
+# netproc-compat-mode costs builtin processes (bench/compat-overhead.el;
+# not when BENCH_WORKLOADS picks workloads).  Prints the table of
+# medians and writes bench/results/latest.md and latest.svg.
 # Run from the top directory after `make' (the module must be built).
 set -u
 
@@ -137,10 +139,20 @@ while [ $round -le "$ROUNDS" ]; do
   echo
   round=$((round + 1))
 done
+# What netproc-compat-mode costs builtin processes, in the same run.
+COMPAT_MD=
+if [ -z "${BENCH_WORKLOADS:-}" ]; then
+  echo "bench: netproc-compat-mode on builtin processes"
+  if "$EMACS" -Q --batch -L lisp -l bench/compat-overhead.el > "$LOGDIR/compat.log" 2>&1; then
+    COMPAT_MD=$RESULTS/compat-overhead.md
+  else
+    echo "bench: the netproc-compat-mode measure failed; see $LOGDIR/compat.log" >&2
+  fi
+fi
 ELAPSED=$(( $(date +%s) - START ))
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | sed 's/^[^:]*: *//')
 BENCH_MACHINE="nproc $(nproc), $CPU, $(uname -sr), $("$EMACS" --version | head -1)" \
 BENCH_ROUNDS_DONE=$ROUNDS BENCH_ELAPSED=$ELAPSED BENCH_RAW=$RAW \
-BENCH_MD=$RESULTS/latest.md BENCH_SVG=$RESULTS/latest.svg \
+BENCH_MD=$RESULTS/latest.md BENCH_SVG=$RESULTS/latest.svg BENCH_COMPAT_MD=$COMPAT_MD \
   "$EMACS" -Q --batch -l bench/report.el -f bench-report-main
