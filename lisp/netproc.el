@@ -562,6 +562,9 @@ dispatched in order all the same."
       (netproc--wait-until #'netproc--awaited-p limit)
       (> (netproc--st-reads netproc--awaited) netproc--awaited-reads))))
 
+(defconst netproc--direct-read-size 65536
+  "The most one read on Emacs's thread takes (the module's buffer).")
+
 (defvar netproc--reading-here nil
   "Connections whose input this thread keeps reading, for the next wait.")
 
@@ -596,6 +599,7 @@ same kind, until Emacs waits in any other way (see
 `netproc--give-back-soon')."
   (when (and (eq (netproc--st-status st) 'open)
              (netproc--st-conn st)
+             (not (netproc--st-bulk st))
              (null (netproc--st-held st))
              (not (netproc--holding-p st))
              (>= netproc--batch-pos (length netproc--batch)))
@@ -606,8 +610,12 @@ same kind, until Emacs waits in any other way (see
       (netproc--give-back)
       (let ((bytes (netproc--read-direct conn timeout-ms t)))
         (when bytes
-          (setq netproc--reading-here (list conn))
-          (netproc--give-back-soon)
+          (if (= (length bytes) netproc--direct-read-size)
+              ;; More is waiting: a stream in full flow goes faster
+              ;; through the engine, which reads ahead in large batches.
+              (setf (netproc--st-bulk st) t)
+            (setq netproc--reading-here (list conn))
+            (netproc--give-back-soon))
           (netproc--deliver (netproc--st-proc st) st bytes)
           (netproc--report-deferred-errors))))))
 

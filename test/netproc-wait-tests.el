@@ -370,6 +370,35 @@ it.  The two alternate here, with a stop and a filter that waits."
     (netproc-test-note :status (process-status c))
     (delete-process c)))
 
+(netproc-test-deftest netproc-test-wait-for-one-bulk-stream ()
+  "Waiting for one connection while it streams 8 MiB at full speed.
+The first reads may take place on Emacs's thread; once one fills the
+buffer, the stream is left to the engine, whose batches are larger.
+Every byte arrives, in order."
+  (let* ((port (netproc-test-perl-peer
+                (concat "my $b = join('', map { chr($_ % 251) } 0..65535);"
+                        " print $c $b for 1..128; close $c;")))
+         (got nil)
+         (c (make-network-process
+             :name "bulk" :host "127.0.0.1" :service port :coding 'binary
+             :sentinel #'ignore
+             :filter (lambda (_proc s) (push s got))))
+         (rounds 0))
+    (while (and (eq (process-status c) 'open) (< rounds 100000))
+      (setq rounds (1+ rounds))
+      (accept-process-output c 1))
+    (let* ((all (apply #'concat (nreverse got)))
+           (unit (apply #'unibyte-string
+                        (mapcar (lambda (i) (% i 251)) (number-sequence 0 65535)))))
+      (netproc-test-note :length (length all))
+      (netproc-test-note
+       :intact
+       (cl-loop for i from 0 below 128
+                always (eq t (compare-strings all (* i 65536) (* (1+ i) 65536)
+                                              unit nil nil)))))
+    (netproc-test-note :status (process-status c))
+    (delete-process c)))
+
 (provide 'netproc-wait-tests)
 
 ;;; netproc-wait-tests.el ends here

@@ -365,8 +365,8 @@ void np_conn_datagram_received_from (NpConn *conn,
    With nothing there yet, waits up to TIMEOUT_MS for it, the engine
    thread meanwhile not watching the socket for input (the owner's
    other connections then wait that long).  With KEEP, when it read
-   something, the engine goes on not watching for input, for the owner
-   to wait here again soon: the next reply need not pass through the
+   something short of CAP, the engine goes on not watching for input,
+   for the owner to wait here again soon: the next reply need not pass through the
    engine, whatever time it comes.  The owner then must call
    np_conn_read_direct_end() before it waits in any other way.  Returns
    the bytes read, or -1: nothing, or not now (the end, an error,

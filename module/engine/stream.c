@@ -1211,7 +1211,9 @@ np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
     got = read_now_locked (conn, buf, cap);
 
  done:
-  if (conn->direct_waiting && !(keep && got > 0))
+  /* A full buffer is a stream in full flow: the engine reads ahead of
+     the owner better, in larger batches.  */
+  if (conn->direct_waiting && !(keep && got > 0 && (gsize) got < cap))
     end_direct_locked (conn);
   pthread_mutex_unlock (&conn->read_lock);
   return got > 0 ? got : -1;

@@ -276,6 +276,27 @@ test_keep_holds_input (void)
   t_pair_close (&p);
 }
 
+/* A read that fills the owner's buffer is not kept: more is waiting,
+   and the engine reads it, ahead of the owner.  */
+static void
+test_full_read_not_kept (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  TWriter w = { .fd = p.peer, .delay_us = 20000,
+                .late = "0123456789abcdefghij" };
+  pthread_t writer;
+  pthread_create (&writer, NULL, write_late, &w);
+  guint8 buf[10];
+  T_EQ (10, np_conn_read_direct (p.conn, 1000, TRUE, buf, sizeof buf));
+  pthread_join (writer, NULL);
+  T_ASSERT (memcmp (buf, "0123456789", 10) == 0);
+  th_wait_data (&p.h, 1, 10, WAIT_MS);
+  g_autoptr (GByteArray) data = th_data (&p.h, 1);
+  T_ASSERT (memcmp (data->data, "abcdefghij", 10) == 0);
+  t_pair_close (&p);
+}
+
 /* A reset while the owner keeps the input: the engine thread does not
    spin on the hang-up epoll reports unasked, and reports the end once
    the input is given back.  */
@@ -352,6 +373,7 @@ main (int argc, char **argv)
     { "direct-read/queued-data-first", test_queued_data_first },
     { "direct-read/keep-holds-input", test_keep_holds_input },
     { "direct-read/keep-reset-no-spin", test_keep_reset_no_spin },
+    { "direct-read/full-read-not-kept", test_full_read_not_kept },
     { "direct-read/other-kinds-refused", test_other_kinds_refused },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
