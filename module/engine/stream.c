@@ -1184,14 +1184,15 @@ np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
   /* Data queued first: the owner drains instead.  */
   if (fd < 0 || !np__channel_quiet (conn->engine, conn))
     goto done;
-  if (conn->direct_waiting || timeout_ms <= 0)
+  if (timeout_ms <= 0)
     {
-      /* Input is the owner's already (KEEP last time), or it only asks
-         what is there: no waiting.  */
+      /* Only what is there: no waiting.  */
       got = read_now_locked (conn, buf, cap);
-      if (got > 0 || timeout_ms <= 0)
-        goto done;
+      goto done;
     }
+  /* No read first: the poll returns at once for what is there already
+     (a reply seldom is), and a read saved is a system call saved per
+     message.  */
   /* Wait here, with the engine's set no longer watching for input, so
      that the engine thread is not woken for what this thread reads.  */
   conn->direct_waiting = TRUE;
