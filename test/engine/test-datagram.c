@@ -141,34 +141,6 @@ fill (guint8 *buf, gsize len, guint seed)
     buf[i] = (guint8) (seed * 31 + i * 7 + (i >> 8));
 }
 
-/* The DATA events of ID, in order.  */
-static GPtrArray *
-data_events (THarness *h, guint64 id)
-{
-  GPtrArray *out = g_ptr_array_new ();
-  for (guint i = 0; i < h->events->len; i++)
-    {
-      NpEvent *e = g_ptr_array_index (h->events, i);
-      if (e->id == id && e->type == NP_EVENT_DATA)
-        g_ptr_array_add (out, e);
-    }
-  return out;
-}
-
-static void
-wait_datagrams (THarness *h, guint64 id, guint want)
-{
-  gint64 deadline = t_now_ms () + WAIT_MS;
-  while (th_count (h, id, NP_EVENT_DATA) < want)
-    {
-      if (t_now_ms () > deadline)
-        T_FAIL ("timed out waiting for %u datagrams on id %" G_GUINT64_FORMAT
-                ", have %u; seen %s", want, id,
-                th_count (h, id, NP_EVENT_DATA), th_describe (h));
-      th_pump (h, 100);
-    }
-}
-
 /* A datagram client to TO, opened.  */
 static NpConn *
 client_open (THarness *h, guint64 id, const struct sockaddr_storage *to,
@@ -225,9 +197,9 @@ client_both_ways (int family)
       gsize len = size_of (i);
       fill (out, len, i + 1000);
       peer_send_to (&peer, out, len, &client_addr, client_len);
-      wait_datagrams (&h, 1, i + 1);
+      th_wait_count (&h, 1, NP_EVENT_DATA, i + 1);
     }
-  g_autoptr (GPtrArray) got = data_events (&h, 1);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   T_EQ (100, got->len);
   for (guint i = 0; i < 100; i++)
     {
@@ -419,7 +391,7 @@ test_no_listener (void)
   char buf[16];
   T_EQ (5, peer_recv (&other, buf, sizeof buf, &from, &from_len));
   peer_send_to (&other, "back", 4, &from, from_len);
-  wait_datagrams (&h, 1, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 1);
   T_EQ (0, th_count (&h, 1, NP_EVENT_CLOSED));
   T_EQ (0, th_count (&h, 1, NP_EVENT_SEND_FAILED));
   np_conn_close (conn);
@@ -473,11 +445,11 @@ test_server_two_peers (void)
   peer_udp (&a, AF_INET);
   peer_udp (&b, AF_INET);
   peer_send_to (&a, "from-a", 6, &bound, bound_len);
-  wait_datagrams (&h, 1, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 1);
   peer_send_to (&b, "from-b", 6, &bound, bound_len);
-  wait_datagrams (&h, 1, 2);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 2);
 
-  g_autoptr (GPtrArray) got = data_events (&h, 1);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   NpEvent *ea = g_ptr_array_index (got, 0), *eb = g_ptr_array_index (got, 1);
   T_EQ (6, ea->len);
   T_ASSERT (memcmp (ea->data, "from-a", 6) == 0);
@@ -542,8 +514,8 @@ test_server_unix (void)
   fill (big, BIG_DGRAM, 7);
   peer_send_to (&a, big, BIG_DGRAM, &at, at_len);
   peer_send_to (&anon, "anon", 4, &at, at_len);
-  wait_datagrams (&h, 1, 2);
-  g_autoptr (GPtrArray) got = data_events (&h, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 2);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   NpEvent *ea = g_ptr_array_index (got, 0), *en = g_ptr_array_index (got, 1);
   T_EQ (BIG_DGRAM, ea->len);
   T_ASSERT (memcmp (ea->data, big, BIG_DGRAM) == 0);
@@ -595,7 +567,7 @@ test_server_ipv6_rebind (void)
   TPeer p;
   peer_udp (&p, AF_INET6);
   peer_send_to (&p, "six", 3, &bound, bound_len);
-  wait_datagrams (&h, 1, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 1);
   NpEvent *e = th_find (&h, 1, NP_EVENT_DATA);
   assert_same_address (&p.addr, p.addr_len, &e->remote, e->remote_len);
   np_conn_datagram_received (srv, e);
@@ -630,8 +602,8 @@ test_truncate (void)
   fill (buf, sizeof buf, 3);
   peer_send_to (&p, buf, sizeof buf, &bound, bound_len);
   peer_send_to (&p, "next", 4, &bound, bound_len);
-  wait_datagrams (&h, 1, 2);
-  g_autoptr (GPtrArray) got = data_events (&h, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 2);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   NpEvent *e = g_ptr_array_index (got, 0);
   T_EQ (4096, e->len);
   T_EQ (6000, e->datagram_len);
@@ -673,13 +645,13 @@ test_whole_by_default (void)
   peer_send_to (&p4, big, MAX_UDP4, &bound4, bound4_len);
   peer_send_to (&pu, big, unix_big, &boundu, boundu_len);
   peer_send_to (&pu, "after", 5, &boundu, boundu_len);
-  wait_datagrams (&h, 1, 1);
-  wait_datagrams (&h, 2, 2);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 1);
+  th_wait_count (&h, 2, NP_EVENT_DATA, 2);
 
   NpEvent *e = th_find (&h, 1, NP_EVENT_DATA);
   T_EQ (MAX_UDP4, e->len);
   T_ASSERT (memcmp (e->data, big, MAX_UDP4) == 0);
-  g_autoptr (GPtrArray) got = data_events (&h, 2);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 2);
   e = g_ptr_array_index (got, 0);
   T_EQ (unix_big, e->len);
   T_EQ (unix_big, e->datagram_len);
@@ -753,8 +725,8 @@ test_pause_resume (void)
   th_pump (&h, 200);
   T_EQ (0, th_count (&h, 1, NP_EVENT_DATA));
   np_conn_set_paused (srv, FALSE);
-  wait_datagrams (&h, 1, 20);
-  g_autoptr (GPtrArray) got = data_events (&h, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 20);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   for (guint i = 0; i < 20; i++)
     {
       NpEvent *e = g_ptr_array_index (got, i);
@@ -801,8 +773,8 @@ test_inbound_bound (void)
   T_LE (stats.in_bytes, limits.conn_in_high + sizeof buf + sizeof (NpEvent));
   T_LE (stats.events, 59);
 
-  wait_datagrams (&h, 1, 60);
-  g_autoptr (GPtrArray) got = data_events (&h, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 60);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   for (guint i = 0; i < 60; i++)
     {
       NpEvent *e = g_ptr_array_index (got, i);
@@ -914,7 +886,7 @@ test_close_while_flowing (void)
   Flood f = { .fd = p.fd, .to = bound, .to_len = bound_len };
   pthread_t thread;
   pthread_create (&thread, NULL, flood, &f);
-  wait_datagrams (&h, 1, 50);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 50);
   /* And sending from here meanwhile, to the flooder.  */
   NpEvent *e = th_find (&h, 1, NP_EVENT_DATA);
   np_conn_datagram_received (srv, e);

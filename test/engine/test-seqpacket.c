@@ -90,33 +90,6 @@ engine_client (THarness *h, guint64 id, const char *path, gsize max)
   return conn;
 }
 
-/* The DATA events of ID drained so far, in order.  */
-static GPtrArray *
-records_of (THarness *h, guint64 id)
-{
-  GPtrArray *out = g_ptr_array_new ();
-  for (guint i = 0; i < h->events->len; i++)
-    {
-      NpEvent *e = g_ptr_array_index (h->events, i);
-      if (e->id == id && e->type == NP_EVENT_DATA)
-        g_ptr_array_add (out, e);
-    }
-  return out;
-}
-
-static void
-wait_records (THarness *h, guint64 id, guint n)
-{
-  gint64 end = t_now_ms () + WAIT_MS;
-  while (th_count (h, id, NP_EVENT_DATA) < n)
-    {
-      if (t_now_ms () > end)
-        T_FAIL ("expected %u records for %" G_GUINT64_FORMAT ", got %u",
-                n, id, th_count (h, id, NP_EVENT_DATA));
-      th_pump (h, 100);
-    }
-}
-
 static void
 assert_record (NpEvent *e, const char *expected, gsize len)
 {
@@ -184,8 +157,8 @@ test_client_boundaries (void)
   send_record (peer, big, 100000);
   send_record (peer, big, huge);
   send_record (peer, "w", 1);
-  wait_records (&h, 1, 6);
-  g_autoptr (GPtrArray) got = records_of (&h, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 6);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   T_EQ (6, got->len);
   assert_record (got->pdata[0], "x", 1);
   assert_record (got->pdata[1], "yy", 2);
@@ -222,8 +195,8 @@ test_truncate (void)
      of a longer record, the rest lost; the next record is whole.  */
   send_record (peer, "0123456789abcdefghij", 20);
   send_record (peer, "ok", 2);
-  wait_records (&h, 1, 2);
-  g_autoptr (GPtrArray) got = records_of (&h, 1);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 2);
+  g_autoptr (GPtrArray) got = th_data_events (&h, 1);
   T_EQ (2, got->len);
   assert_record (got->pdata[0], "0123456789", 10);
   assert_record (got->pdata[1], "ok", 2);
@@ -368,8 +341,8 @@ test_listener (void)
   send_record (c, "one", 3);
   send_record (c, big, sizeof big);
   send_record (c, "three", 5);
-  wait_records (&h, aid, 3);
-  g_autoptr (GPtrArray) got = records_of (&h, aid);
+  th_wait_count (&h, aid, NP_EVENT_DATA, 3);
+  g_autoptr (GPtrArray) got = th_data_events (&h, aid);
   T_EQ (3, got->len);
   assert_record (got->pdata[0], "one", 3);
   assert_record (got->pdata[1], big, 100);
@@ -424,9 +397,9 @@ test_engine_both_sides (void)
   np_conn_send (conn, "ab", 2);
   np_conn_send (conn, "cde", 3);
   np_conn_send (acc->accepted, "f", 1);
-  wait_records (&h, aid, 2);
-  wait_records (&h, 1, 1);
-  g_autoptr (GPtrArray) got = records_of (&h, aid);
+  th_wait_count (&h, aid, NP_EVENT_DATA, 2);
+  th_wait_count (&h, 1, NP_EVENT_DATA, 1);
+  g_autoptr (GPtrArray) got = th_data_events (&h, aid);
   assert_record (got->pdata[0], "ab", 2);
   assert_record (got->pdata[1], "cde", 3);
 

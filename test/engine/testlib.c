@@ -669,3 +669,30 @@ th_pump_for (THarness *h, int ms)
   for (gint64 left = ms; left > 0; left = end - t_now_ms ())
     th_pump (h, (int) left);
 }
+
+GPtrArray *
+th_data_events (THarness *h, guint64 id)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  for (guint i = 0; i < h->events->len; i++)
+    {
+      NpEvent *e = g_ptr_array_index (h->events, i);
+      if (e->id == id && e->type == NP_EVENT_DATA)
+        g_ptr_array_add (out, e);
+    }
+  return out;
+}
+
+void
+th_wait_count (THarness *h, guint64 id, NpEventType type, guint want)
+{
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  while (th_count (h, id, type) < want)
+    {
+      if (t_now_ms () > deadline)
+        T_FAIL ("timed out waiting for %u events of type %d for id %"
+                G_GUINT64_FORMAT ", have %u; seen %s", want, type, id,
+                th_count (h, id, type), th_describe (h));
+      th_pump (h, 100);
+    }
+}

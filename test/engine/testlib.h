@@ -109,6 +109,12 @@ NpConn *th_connect_tcp (THarness *h, guint64 id, const char *host,
 void th_drain_now (THarness *h);
 /* Fails if any event for ID sits at or after index FROM of H's events.  */
 void th_assert_quiet_after (THarness *h, guint64 id, guint from);
+/* The DATA events of ID drained so far, in order (the array
+   does not own them).  */
+GPtrArray *th_data_events (THarness *h, guint64 id);
+/* Pumps until WANT events of TYPE for ID have been drained; fails the
+   test after WAIT_MS.  */
+void th_wait_count (THarness *h, guint64 id, NpEventType type, guint want);
 /* Pumps for MS, taking whatever comes.  */
 void th_pump_for (THarness *h, int ms);
 /* The CPU time, in ms, of the thread named netproc-engine (one engine at
