@@ -45,11 +45,6 @@
       (let ((st (gethash proc netproc--states)))
         (cond
          ((eq type netproc--event-data)
-          ;; A short read by the engine: the flow has slowed, and
-          ;; waiting for this netproc may read it directly again.
-          (when (and (netproc--st-bulk st) (stringp payload)
-                     (< (length payload) 65536))
-            (setf (netproc--st-bulk st) nil))
           (if (netproc--holding-p st)
               (push (cons type payload) (netproc--st-held st))
             (netproc--deliver proc st payload)))

@@ -46,7 +46,6 @@
   family host portstring
   eof-sent
   held                    ; events kept back while stopped, newest first
-  bulk                    ; input in full flow: left to the engine
   server                  ; non-nil for a listening netproc
   log                     ; a server's :log function
   (reads 0))              ; filter calls made, for `accept-netproc-output'

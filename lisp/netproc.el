@@ -599,7 +599,6 @@ same kind, until Emacs waits in any other way (see
 `netproc--give-back-soon')."
   (when (and (eq (netproc--st-status st) 'open)
              (netproc--st-conn st)
-             (not (netproc--st-bulk st))
              (null (netproc--st-held st))
              (not (netproc--holding-p st))
              (>= netproc--batch-pos (length netproc--batch)))
@@ -610,10 +609,9 @@ same kind, until Emacs waits in any other way (see
       (netproc--give-back)
       (let ((bytes (netproc--read-direct conn timeout-ms t)))
         (when bytes
-          (if (= (length bytes) netproc--direct-read-size)
-              ;; More is waiting: a stream in full flow goes faster
-              ;; through the engine, which reads ahead in large batches.
-              (setf (netproc--st-bulk st) t)
+          ;; A full buffer means more is waiting: the module leaves such
+          ;; a stream to the engine, and keeps nothing here.
+          (unless (= (length bytes) netproc--direct-read-size)
             (setq netproc--reading-here (list conn))
             (netproc--give-back-soon))
           (netproc--deliver (netproc--st-proc st) st bytes)

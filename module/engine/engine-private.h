@@ -124,6 +124,9 @@ struct NpConn
   pthread_mutex_t read_lock;
   int read_fd;                    /* the socket while the owner may read
                                      it, else -1 */
+  gboolean in_flow;               /* a direct read filled its buffer:
+                                     the engine reads until it reads
+                                     short (see np_conn_read_direct()) */
   gboolean direct_waiting;        /* the owner waits on the socket: the
                                      set does not watch it for input */
   guint32 applied;                /* what the set watches it for now */

@@ -366,7 +366,9 @@ void np_conn_datagram_received_from (NpConn *conn,
    thread meanwhile not watching the socket for input (the owner's
    other connections then wait that long).  With KEEP, when it read
    something short of CAP, the engine goes on not watching for input,
-   for the owner to wait here again soon: the next reply need not pass through the
+   for the owner to wait here again soon (a read of CAP bytes is a
+   stream in full flow, and is left to the engine, which reads ahead in
+   larger batches: reads here give -1 until the engine reads short): the next reply need not pass through the
    engine, whatever time it comes.  The owner then must call
    np_conn_read_direct_end() before it waits in any other way.  Returns
    the bytes read, or -1: nothing, or not now (the end, an error,

@@ -778,6 +778,10 @@ read_in (NpConn *conn)
         }
       ssize_t n = recv (fd, buf, size, MSG_DONTWAIT);
       int err = n < 0 ? errno : 0;
+      /* A short read: the flow the owner left to the engine has
+         slowed, and the owner may read directly again.  */
+      if (n >= 0 && (gsize) n < size)
+        conn->in_flow = FALSE;
       gboolean blocked = n > 0
                          && np__channel_post_data (engine, conn, buf,
                                                    (gsize) n);
@@ -1181,8 +1185,9 @@ np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
   pthread_mutex_lock (&conn->read_lock);
   gssize got = -1;
   int fd = conn->read_fd;
-  /* Data queued first: the owner drains instead.  */
-  if (fd < 0 || !np__channel_quiet (conn->engine, conn))
+  /* Data queued first, or a stream in full flow that the engine reads
+     in larger batches: the owner drains instead.  */
+  if (fd < 0 || conn->in_flow || !np__channel_quiet (conn->engine, conn))
     goto done;
   if (timeout_ms <= 0)
     {
@@ -1213,8 +1218,10 @@ np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
 
  done:
   /* A full buffer is a stream in full flow: the engine reads ahead of
-     the owner better, in larger batches.  */
-  if (conn->direct_waiting && !(keep && got > 0 && (gsize) got < cap))
+     the owner better, in larger batches, until it reads short.  */
+  if (got > 0 && (gsize) got == cap)
+    conn->in_flow = TRUE;
+  if (conn->direct_waiting && !(keep && got > 0 && !conn->in_flow))
     end_direct_locked (conn);
   pthread_mutex_unlock (&conn->read_lock);
   return got > 0 ? got : -1;

@@ -277,7 +277,7 @@ test_keep_holds_input (void)
 }
 
 /* A read that fills the owner's buffer is not kept: more is waiting,
-   and the engine reads it, ahead of the owner.  */
+   and the engine reads it, ahead of the owner, until it reads short.  */
 static void
 test_full_read_not_kept (void)
 {
@@ -294,6 +294,12 @@ test_full_read_not_kept (void)
   th_wait_data (&p.h, 1, 10, WAIT_MS);
   g_autoptr (GByteArray) data = th_data (&p.h, 1);
   T_ASSERT (memcmp (data->data, "abcdefghij", 10) == 0);
+  /* The engine read short: the flow has slowed, and the owner reads
+     directly again.  */
+  TWriter more = { .fd = p.peer, .delay_us = 20000, .late = "more" };
+  pthread_create (&writer, NULL, write_late, &more);
+  T_EQ (4, np_conn_read_direct (p.conn, 1000, TRUE, buf, sizeof buf));
+  pthread_join (writer, NULL);
   t_pair_close (&p);
 }
 
