@@ -19,8 +19,7 @@
 (require 'netproc-server)
 
 (declare-function netproc--connect "netproc-module"
-                  (id family host port path remote now options type
-                      read-max))
+                  (id family host port path remote now options type))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--service-port "netproc-module" (name))
 (declare-function netproc--strerror "netproc-module" (code))
@@ -330,10 +329,9 @@ the engine's event would have been."
                    remote now
                    ;; Emacs sets no option on a datagram client it makes.
                    (unless (netproc--datagram-p st) (netproc--st-options st))
-                   (plist-get (netproc--st-contact st) :type)
                    ;; Records and datagrams arrive whole (Emacs cuts them
                    ;; to `read-process-output-max').
-                   nil)))
+                   (plist-get (netproc--st-contact st) :type))))
       (if (not (vectorp result))
           (setf (netproc--st-conn st) result)
         (setf (netproc--st-conn st) (aref result 0)

@@ -18,7 +18,7 @@
 (require 'netproc-io)
 
 (declare-function netproc--listen "netproc-module"
-                  (id address backlog reuseaddr options type read-max))
+                  (id address backlog reuseaddr options type))
 (declare-function netproc--option-failure "netproc-make" (pairs index code))
 (declare-function netproc--set-datagram-address "netproc-module"
                   (conn address))
@@ -75,7 +75,7 @@ CONTACT is the server's contact plist, OPTIONS its network options as
          (result (condition-case err
                      (netproc--listen (netproc--rec-id proc) address
                                       backlog nil (netproc--st-options st)
-                                      (plist-get args :type) nil)
+                                      (plist-get args :type))
                    (error (netproc--forget proc)
                           (signal (car err) (cdr err))))))
     (when (vectorp result)

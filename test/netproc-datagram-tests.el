@@ -167,7 +167,19 @@ FILTER replaces the recording filter."
      (set-process-datagram-address srv [0 0 0 0 0 0 0 1 9])
      (set-process-datagram-address srv "/tmp/none")
      (set-process-datagram-address srv 42)
+     (set-process-datagram-address srv '(2 . [0 0 127 0 0 1]))
+     (set-process-datagram-address srv (cons 2 (make-vector 200 0)))
+     (set-process-datagram-address srv '(70000 . [1 2]))
+     (set-process-datagram-address srv '(x . [1 2]))
      (process-datagram-address srv))
+    ;; The form for any family, of the socket's size: taken as it is,
+    ;; its family field left 0 as Emacs leaves it; sending there fails.
+    (netproc-test-server-note
+     :set-raw
+     (set-process-datagram-address srv '(2 . [0 9 127 0 0 1 0 0 0 0 0 0 0 0]))
+     (process-datagram-address srv)
+     (netproc-test-try (process-send-string srv "raw")))
+    (netproc-test-server-state "server after raw address" srv)
     (netproc-test-server-note :set (set-process-datagram-address
                                     srv c1-address))
     (process-send-string srv "again-c1")

@@ -228,14 +228,11 @@ family_arg (emacs_env *env, emacs_value v, int *family)
   return true;
 }
 
-/* TYPE, nil (a stream), `seqpacket' or `datagram', into *SOCKTYPE, and
-   READ-MAX, nil or a positive integer (the most one record or datagram
-   read takes: the rest is lost), into *MAX.  */
+/* TYPE, nil (a stream), `seqpacket' or `datagram', into *SOCKTYPE.
+   Records and datagrams are read whole: no cut is asked of the engine.  */
 static bool
-socktype_arg (emacs_env *env, emacs_value type, emacs_value read_max,
-              int *socktype, gsize *max)
+socktype_arg (emacs_env *env, emacs_value type, int *socktype)
 {
-  *max = 0;
   if (!env->is_not_nil (env, type))
     *socktype = SOCK_STREAM;
   else if (env->eq (env, type, np_sym.seqpacket))
@@ -246,14 +243,6 @@ socktype_arg (emacs_env *env, emacs_value type, emacs_value read_max,
     {
       np_error (env, "Unsupported connection type");
       return false;
-    }
-  if (env->is_not_nil (env, read_max))
-    {
-      intmax_t n;
-      if (!integer_arg (env, read_max, &n))
-        return false;
-      if (n > 0)
-        *max = (uintmax_t) n > G_MAXSIZE ? G_MAXSIZE : (gsize) n;
     }
   return true;
 }
@@ -292,8 +281,8 @@ literal_address (const char *host, int family, guint16 port,
    engine takes over and Emacs waits for it (where C-g works).  */
 #define CONNECT_NOW_MS 20
 
-/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS TYPE
-   READ-MAX).  TYPE and READ-MAX: see socktype_arg.
+/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS TYPE).
+   TYPE: see socktype_arg.
    Without NOW, start connecting and return the handle; events follow.
    With NOW, a numeric address or a socket path is connected at once: the
    result is then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE
@@ -315,7 +304,7 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   NpConnectSpec spec = { 0 };
   if (!family_arg (env, args[1], &spec.family))
     return np_sym.nil;
-  if (!socktype_arg (env, args[8], args[9], &spec.type, &spec.datagram_max))
+  if (!socktype_arg (env, args[8], &spec.type))
     return np_sym.nil;
   g_autofree NpSockopt *options
     = np_lisp_to_sockopts (env, args[7], &spec.n_options);
@@ -383,8 +372,8 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->funcall (env, np_sym.vector, 3, items);
 }
 
-/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE READ-MAX):
-   bind and listen now (TYPE and READ-MAX: see socktype_arg).  Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE
+/* (netproc--listen ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE): bind
+   and listen now (TYPE: see socktype_arg).  Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE
    INDEX] when a step failed, STEP being socket, option, reuseaddr, bind
    or listen, INDEX the failed option's (for option): the Lisp side words
    the error as Emacs does.  REUSEADDR is nil (the default for the
@@ -417,8 +406,7 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     return np_sym.nil;
 
   int socktype;
-  gsize read_max;
-  if (!socktype_arg (env, args[5], args[6], &socktype, &read_max))
+  if (!socktype_arg (env, args[5], &socktype))
     return np_sym.nil;
 
   guint n_options = 0;
@@ -436,7 +424,6 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     .options = options,
     .n_options = n_options,
     .type = socktype,
-    .datagram_max = read_max,
   };
   struct sockaddr_storage bound;
   socklen_t bound_len = 0;
@@ -845,15 +832,14 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Stop the engine: join its thread and close every socket.");
   np_defun (env, "netproc--running-p", 0, Frunning_p,
          "Return t when the engine is running.");
-  np_defun (env, "netproc--connect", 10, Fconnect,
+  np_defun (env, "netproc--connect", 9, Fconnect,
          "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS\n"
-         "TYPE READ-MAX.  TYPE is nil, seqpacket or datagram; READ-MAX,\n"
-         "nil or the most bytes one record or datagram read keeps.\n"
+         "TYPE.  TYPE is nil, seqpacket or datagram.\n"
          "Return the connection's handle; with NOW, connect a numeric\n"
          "address at once and return [HANDLE TYPE PAYLOAD] if it settled.\n"
          "OPTIONS is nil or [OPTION VALUE ...], for each socket made.");
-  np_defun (env, "netproc--listen", 7, Flisten,
-         "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE READ-MAX.\n"
+  np_defun (env, "netproc--listen", 6, Flisten,
+         "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE.\n"
          "Return (HANDLE . BOUND-ADDRESS), or [STEP ERRNO MESSAGE INDEX].");
   np_defun (env, "netproc--set-option", 3, Fset_option,
          "Set network OPTION to VALUE on CONN's socket.\n"
