@@ -670,6 +670,15 @@ th_pump_for (THarness *h, int ms)
     th_pump (h, (int) left);
 }
 
+void
+th_wait_unqueued (THarness *h, NpConn *conn)
+{
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  while (np_conn_queued (conn) > 0 && t_now_ms () < deadline)
+    th_pump (h, 10);
+  T_EQ (0, np_conn_queued (conn));
+}
+
 GPtrArray *
 th_data_events (THarness *h, guint64 id)
 {

@@ -117,6 +117,10 @@ GPtrArray *th_data_events (THarness *h, guint64 id);
 void th_wait_count (THarness *h, guint64 id, NpEventType type, guint want);
 /* Pumps for MS, taking whatever comes.  */
 void th_pump_for (THarness *h, int ms);
+/* Pumps until CONN has nothing queued; fails the test after WAIT_MS.
+   A peer can read the last byte before the engine thread, back from its
+   write, has taken it off the queue.  */
+void th_wait_unqueued (THarness *h, NpConn *conn);
 /* The CPU time, in ms, of the thread named netproc-engine (one engine at
    a time).  */
 gint64 t_engine_cpu_ms (void);
