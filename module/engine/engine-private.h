@@ -173,12 +173,15 @@ struct NpEngine
   GMainContext *context;
   GMainLoop *loop;
 
-  /* Commands: guarded by cmd_lock.  A post that finds the queue empty
-     writes CMD_WAKE_FD, an eventfd that cmd_source watches; it runs the
-     whole queue, oldest first.  */
+  /* Commands: guarded by cmd_lock.  The first post since the queue was
+     last taken writes CMD_WAKE_FD, an eventfd that cmd_source watches; it
+     runs the whole queue, oldest first.  A quiet post writes nothing and
+     waits for the next wake-up of any kind.  */
   pthread_mutex_t cmd_lock;
   GQueue commands;
   gboolean cmd_closed;            /* STOP posted; refuse anything else */
+  gboolean cmd_rung;              /* cmd_wake_fd written since the queue
+                                     was last taken */
   GSource *cmd_source;
   int cmd_wake_fd;
 
@@ -203,8 +206,11 @@ struct NpEngine
 /* engine.c */
 void np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
                       gboolean flag);
+void np__engine_post_quietly (NpEngine *engine, NpCommandType type,
+                              NpConn *conn);
 void np__engine_post_and_wait (NpEngine *engine, NpCommandType type,
                                NpConn *conn, gboolean flag);
+void np__engine_run_commands (NpEngine *engine);
 int np__engine_set_option (NpEngine *engine, NpConn *conn,
                            const NpSockopt *option);
 void np__engine_register (NpEngine *engine, NpConn *conn);

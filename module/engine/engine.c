@@ -90,16 +90,22 @@ command_new (NpCommandType type, NpConn *conn, gboolean flag, NpDone *done)
 /* Posting never blocks beyond the short queue lock, so any thread may do
    it, including a finalizer running inside Emacs's garbage collection.  */
 static void
-submit (NpEngine *engine, NpCommand *cmd)
+submit (NpEngine *engine, NpCommand *cmd, gboolean wake)
 {
   pthread_mutex_lock (&engine->cmd_lock);
   gboolean refused = engine->cmd_closed;
-  gboolean was_empty = engine->commands.length == 0;
+  /* One wake-up per batch the engine takes: the first command that asks
+     for one since the last take writes, whatever quiet ones came
+     before it.  */
+  gboolean ring = FALSE;
   if (!refused)
     {
       g_queue_push_tail (&engine->commands, cmd);
       if (cmd->type == NP_CMD_STOP)
         engine->cmd_closed = TRUE;
+      ring = wake && !engine->cmd_rung;
+      if (ring)
+        engine->cmd_rung = TRUE;
     }
   pthread_mutex_unlock (&engine->cmd_lock);
 
@@ -108,7 +114,7 @@ submit (NpEngine *engine, NpCommand *cmd)
       command_free (cmd);
       return;
     }
-  if (was_empty)
+  if (ring)
     {
       /* Not GLib's own wake-up (g_source_set_ready_time()): that takes
          the context's lock, which the engine thread holds through most
@@ -125,7 +131,7 @@ static void
 post (NpEngine *engine, NpCommandType type, NpConn *conn, gboolean flag,
       NpDone *done)
 {
-  submit (engine, command_new (type, conn, flag, done));
+  submit (engine, command_new (type, conn, flag, done), TRUE);
 }
 
 /* Submit CMD, whose DONE is the caller's, and return once the engine
@@ -137,7 +143,7 @@ submit_and_wait (NpEngine *engine, NpCommand *cmd, NpDone *done)
   pthread_cond_init (&done->cond, NULL);
   done->done = FALSE;
   cmd->done = done;
-  submit (engine, cmd);
+  submit (engine, cmd, TRUE);
   pthread_mutex_lock (&done->lock);
   while (!done->done)
     pthread_cond_wait (&done->cond, &done->lock);
@@ -151,6 +157,16 @@ np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,
                  gboolean flag)
 {
   post (engine, type, conn, flag, NULL);
+}
+
+/* Post without waking the engine thread: the command runs when anything
+   else wakes it, a later command or a ready socket (the poller runs the
+   queue first).  For work that can wait for that: a socket the caller
+   has already put in the epoll set need not cost a thread switch.  */
+void
+np__engine_post_quietly (NpEngine *engine, NpCommandType type, NpConn *conn)
+{
+  submit (engine, command_new (type, conn, FALSE, NULL), FALSE);
 }
 
 /* Post, and return once the engine thread has run the command.  Never
@@ -265,6 +281,25 @@ run_command (NpEngine *engine, NpCommand *cmd)
     }
 }
 
+/* Engine thread: runs every command queued so far.  */
+void
+np__engine_run_commands (NpEngine *engine)
+{
+  GQueue batch = G_QUEUE_INIT;
+  pthread_mutex_lock (&engine->cmd_lock);
+  batch = engine->commands;
+  g_queue_init (&engine->commands);
+  engine->cmd_rung = FALSE;
+  pthread_mutex_unlock (&engine->cmd_lock);
+
+  NpCommand *cmd;
+  while ((cmd = g_queue_pop_head (&batch)))
+    {
+      run_command (engine, cmd);
+      command_free (cmd);
+    }
+}
+
 static gboolean
 cmd_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
 {
@@ -279,19 +314,7 @@ cmd_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
   while (read (engine->cmd_wake_fd, &count, sizeof count) < 0
          && errno == EINTR)
     ;
-
-  GQueue batch = G_QUEUE_INIT;
-  pthread_mutex_lock (&engine->cmd_lock);
-  batch = engine->commands;
-  g_queue_init (&engine->commands);
-  pthread_mutex_unlock (&engine->cmd_lock);
-
-  NpCommand *cmd;
-  while ((cmd = g_queue_pop_head (&batch)))
-    {
-      run_command (engine, cmd);
-      command_free (cmd);
-    }
+  np__engine_run_commands (engine);
   return G_SOURCE_CONTINUE;
 }
 

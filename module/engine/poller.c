@@ -38,6 +38,11 @@ poll_source_dispatch (GSource *source, GSourceFunc callback, gpointer data)
   NpEngine *engine = ((NpPollSource *) source)->engine;
   struct epoll_event ready[NP_POLL_BATCH];
 
+  /* Commands first: a socket can be in the set before the command that
+     hands its connection over has woken anyone (see
+     np__engine_post_quietly()).  */
+  np__engine_run_commands (engine);
+
   int n = epoll_wait (engine->epoll_fd, ready, NP_POLL_BATCH, 0);
   /* A callback can end a connection that comes later in this batch:
      hold each one until the batch is done, and skip those that no longer

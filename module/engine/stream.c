@@ -163,6 +163,27 @@ connect_here (int fd, const NpTarget *target, int timeout_ms)
   return err;
 }
 
+/* A stream np_engine_connect_now() opened: its socket goes into the
+   engine's set from this thread, and the engine takes the connection
+   over when it next wakes for any reason, input on this socket being
+   one.  A connection that sends, reads its reply directly and closes
+   then costs the engine thread one wake-up, not two.  */
+static void
+adopt_open_quietly (NpConn *conn, int fd)
+{
+  /* What np__stream_adopt() asks for, so that a direct read ending
+     before the hand-over puts the socket back in the set.  */
+  conn->watching = EPOLLIN;
+  np__engine_post_quietly (conn->engine, NP_CMD_ADOPT, conn);
+
+  pthread_mutex_lock (&conn->read_lock);
+  int err = conn->read_fd == fd ? np__watch_apply (conn, fd, EPOLLIN) : 0;
+  pthread_mutex_unlock (&conn->read_lock);
+  /* A full set: wake the engine, whose own try reports the error.  */
+  if (err)
+    np__engine_post (conn->engine, NP_CMD_SYNC, NULL, FALSE);
+}
+
 NpConn *
 np_engine_connect_now (NpEngine *engine, guint64 id,
                        const NpConnectSpec *spec, int timeout_ms,
@@ -241,7 +262,10 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
           conn->family = target.addr.ss_family;
           np__datagram_set_address (conn, &target.addr, target.len);
         }
-      np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
+      if (conn->datagram || conn->seqpacket)
+        np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
+      else
+        adopt_open_quietly (conn, fd);
       *outcome = event;
       return conn;
     }
@@ -1105,6 +1129,14 @@ np__stream_adopt (NpConn *conn)
           try_next_target (conn);
         }
       return;
+    }
+  if (conn->watching)
+    {
+      /* adopt_open_quietly() put the socket in the set, or tried to:
+         watch afresh, which keeps what it did and retries what failed.  */
+      pthread_mutex_lock (&conn->read_lock);
+      conn->watching = 0;
+      pthread_mutex_unlock (&conn->read_lock);
     }
   np__stream_update_reading (conn);
   if (conn->state == NP_CONN_OPEN)

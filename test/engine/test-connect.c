@@ -939,6 +939,60 @@ test_now_send_before_adopt_runs (void)
   close (lfd);
 }
 
+/* A connection opened on this thread reaches the engine without waking
+   it: input on the socket is what wakes it, and the hand-over runs
+   first.  Nothing else is posted here until the input has arrived, so a
+   socket the engine was not watching would never be read.  */
+static void
+test_now_quiet_hand_over (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  /* Input first.  */
+  NpEvent *open = NULL;
+  NpConn *first = connect_now_sin (&h, 15, &sin, WAIT_MS, &open);
+  T_ASSERT (first != NULL);
+  np_event_free (open);
+  int peer1 = t_accept (lfd, WAIT_MS);
+  t_write_all (peer1, "one", 3);
+  th_wait_data (&h, 15, 3, WAIT_MS);
+
+  /* A direct read that ends before the hand-over leaves the socket
+     watched.  */
+  NpConn *second = connect_now_sin (&h, 16, &sin, WAIT_MS, &open);
+  T_ASSERT (second != NULL);
+  np_event_free (open);
+  int peer2 = t_accept (lfd, WAIT_MS);
+  char buf[8];
+  T_EQ (-1, np_conn_read_direct (second, 20, FALSE, buf, sizeof buf));
+  t_write_all (peer2, "two", 3);
+  th_wait_data (&h, 16, 3, WAIT_MS);
+
+  /* A hang-up first.  */
+  NpConn *third = connect_now_sin (&h, 17, &sin, WAIT_MS, &open);
+  T_ASSERT (third != NULL);
+  np_event_free (open);
+  close (t_accept (lfd, WAIT_MS));
+  NpEvent *closed = th_wait (&h, 17, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (0, closed->code);
+
+  g_autoptr (GByteArray) one = th_data (&h, 15);
+  T_ASSERT (memcmp (one->data, "one", 3) == 0);
+  g_autoptr (GByteArray) two = th_data (&h, 16);
+  T_ASSERT (memcmp (two->data, "two", 3) == 0);
+  close_quietly (&h, first, 15);
+  close_quietly (&h, second, 16);
+  close_quietly (&h, third, 17);
+  th_free (&h);
+  close (peer1);
+  close (peer2);
+  close (lfd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -969,6 +1023,7 @@ main (int argc, char **argv)
     { "connect-now/host-goes-async", test_now_host_goes_async },
     { "connect-now/send-before-adopt-runs",
       test_now_send_before_adopt_runs },
+    { "connect-now/quiet-hand-over", test_now_quiet_hand_over },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }
