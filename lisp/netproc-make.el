@@ -307,10 +307,17 @@ as nil too, but crashes when it later adds :remote to such a list)."
   "Ask the engine to connect ST to TARGET.
 A blocking connect to a numeric address or a socket path is tried at
 once, on this thread: when it settles, its outcome is handled here, as
-the engine's event would have been."
+the engine's event would have been.  An asynchronous one to a numeric
+inet address is tried at once too, and its outcome queued as an event."
   (let ((remote (plist-get target :remote))
         (id (netproc--rec-id (netproc--st-proc st)))
-        (now (not (netproc--st-nowait st))))
+        (now (cond ((not (netproc--st-nowait st)) t)
+                   ;; An asynchronous connect to an inet address is tried
+                   ;; at once as well; its outcome still comes as an
+                   ;; event, at the next wait, as in Emacs.
+                   ((not (or (plist-get target :path)
+                             (netproc--datagram-p st)))
+                    'soon))))
     (when (consp remote)
       ;; Emacs would "connect" such an address to nothing and let the first
       ;; send kill it with SIGPIPE; refuse it as the system would.

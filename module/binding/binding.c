@@ -284,9 +284,11 @@ literal_address (const char *host, int family, guint16 port,
 /* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS TYPE).
    TYPE: see socktype_arg.
    Without NOW, start connecting and return the handle; events follow.
-   With NOW, a numeric address or a socket path is connected at once: the
+   With NOW t, a numeric address or a socket path is connected at once: the
    result is then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE
    nil for FAILED), or the handle alone if the connect is still going.
+   With NOW `soon', such an address is tried at once without waiting, and
+   events follow as without NOW: the handle, or nil if it failed at once.
    OPTIONS, nil or [OPTION VALUE ...], go on each socket made.  */
 static emacs_value
 Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
@@ -356,6 +358,11 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 
   if (!env->is_not_nil (env, args[6]))
     return make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
+  if (env->eq (env, args[6], np_sym.soon))
+    {
+      NpConn *conn = np_engine_connect_soon (engine, (guint64) id, &spec);
+      return conn ? make_handle (env, conn) : np_sym.nil;
+    }
 
   NpEvent *outcome = NULL;
   NpConn *conn = np_engine_connect_now (engine, (guint64) id, &spec,
@@ -796,6 +803,7 @@ intern_symbols (emacs_env *env)
   np_sym.local = global_symbol (env, "local");
   np_sym.seqpacket = global_symbol (env, "seqpacket");
   np_sym.datagram = global_symbol (env, "datagram");
+  np_sym.soon = global_symbol (env, "soon");
   np_sym.kw_bindtodevice = global_symbol (env, ":bindtodevice");
   np_sym.kw_broadcast = global_symbol (env, ":broadcast");
   np_sym.kw_dontroute = global_symbol (env, ":dontroute");

@@ -21,7 +21,7 @@ typedef struct
   /* What `type-of' answers.  */
   emacs_value type_string, type_vector, type_integer;
   emacs_value ipv4, ipv6, local;
-  emacs_value seqpacket, datagram;
+  emacs_value seqpacket, datagram, soon;
   /* The network options.  */
   emacs_value kw_bindtodevice, kw_broadcast, kw_dontroute, kw_keepalive;
   emacs_value kw_linger, kw_oobinline, kw_priority, kw_reuseaddr;

@@ -247,6 +247,15 @@ NpConn *np_engine_connect_now (NpEngine *engine, guint64 id,
                                const NpConnectSpec *spec, int timeout_ms,
                                NpEvent **outcome);
 
+/* The same without waiting, for an asynchronous connect: what settles at
+   once (a fast connect on loopback, a refusal) is queued as the engine
+   would queue it, its wake-up byte written from this thread, and the
+   owner learns of it at its next drain, as of everything else; the
+   rest, the engine finishes.  Returns the connection, or NULL when it
+   failed at once (its FAILED event queued).  */
+NpConn *np_engine_connect_soon (NpEngine *engine, guint64 id,
+                                const NpConnectSpec *spec);
+
 /* Start connecting (name resolution included) and return a handle owned by
    the caller; the engine keeps its own reference while the socket lives.
    Events for it carry ID.  Never blocks.  */

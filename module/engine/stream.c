@@ -184,10 +184,22 @@ adopt_open_quietly (NpConn *conn, int fd)
     np__engine_post (conn->engine, NP_CMD_SYNC, NULL, FALSE);
 }
 
-NpConn *
-np_engine_connect_now (NpEngine *engine, guint64 id,
-                       const NpConnectSpec *spec, int timeout_ms,
-                       NpEvent **outcome)
+/* The outcome EVENT of a connect made on the caller's thread: its own to
+   handle (OUTCOME), or, with QUEUE, the channel's to deliver, as if the
+   engine had found it.  */
+static void
+settle_here (NpEngine *engine, NpEvent *event, gboolean queue,
+             NpEvent **outcome)
+{
+  if (queue)
+    np__channel_post_from_owner (engine, event);
+  else
+    *outcome = event;
+}
+
+static NpConn *
+connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
+                  int timeout_ms, gboolean queue, NpEvent **outcome)
 {
   *outcome = NULL;
   NpConn *conn = conn_from_spec (engine, id, spec);
@@ -226,7 +238,7 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
           event->option_failed = TRUE;
           event->option_index = failed_option;
           close (fd);
-          *outcome = event;
+          settle_here (engine, event, queue, outcome);
           np_conn_unref (conn);
           return NULL;
         }
@@ -262,11 +274,13 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
           conn->family = target.addr.ss_family;
           np__datagram_set_address (conn, &target.addr, target.len);
         }
+      /* Queued before the engine can read the socket, so that it comes
+         before the first DATA.  */
+      settle_here (engine, event, queue, outcome);
       if (conn->datagram || conn->seqpacket)
         np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
       else
         adopt_open_quietly (conn, fd);
-      *outcome = event;
       return conn;
     }
 
@@ -278,9 +292,25 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
       event_addresses (event, fd, &target);
       close (fd);
     }
-  *outcome = event;
+  settle_here (engine, event, queue, outcome);
   np_conn_unref (conn);
   return NULL;
+}
+
+NpConn *
+np_engine_connect_now (NpEngine *engine, guint64 id,
+                       const NpConnectSpec *spec, int timeout_ms,
+                       NpEvent **outcome)
+{
+  return connect_here_now (engine, id, spec, timeout_ms, FALSE, outcome);
+}
+
+NpConn *
+np_engine_connect_soon (NpEngine *engine, guint64 id,
+                        const NpConnectSpec *spec)
+{
+  NpEvent *outcome;
+  return connect_here_now (engine, id, spec, 0, TRUE, &outcome);
 }
 
 NpConn *

@@ -993,6 +993,101 @@ test_now_quiet_hand_over (void)
   close (lfd);
 }
 
+/* np_engine_connect_soon(): tried on this thread, the outcome queued as
+   the engine's own would be.  */
+static NpConn *
+connect_soon_sin (THarness *h, guint64 id, const struct sockaddr_in *sin)
+{
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (const struct sockaddr *) sin,
+                         .remote_len = sizeof *sin };
+  return np_engine_connect_soon (h->engine, id, &spec);
+}
+
+/* The index in H's events of the first of TYPE for ID.  */
+static guint
+event_index (THarness *h, guint64 id, NpEventType type)
+{
+  for (guint i = 0; i < h->events->len; i++)
+    {
+      NpEvent *e = g_ptr_array_index (h->events, i);
+      if (e->id == id && e->type == type)
+        return i;
+    }
+  T_FAIL ("no event %d for id %" G_GUINT64_FORMAT, type, id);
+  return 0;
+}
+
+static void
+test_soon_open_then_data (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  NpConn *conn = connect_soon_sin (&h, 20, &sin);
+  T_ASSERT (conn != NULL);
+  int peer = t_accept (lfd, WAIT_MS);
+  /* The peer speaks at once: its bytes come after the OPEN all the
+     same.  */
+  t_write_all (peer, "hi", 2);
+  th_wait_data (&h, 20, 2, WAIT_MS);
+  NpEvent *open = g_ptr_array_index (h.events, event_index (&h, 20,
+                                                            NP_EVENT_OPEN));
+  T_ASSERT (event_index (&h, 20, NP_EVENT_OPEN)
+            < event_index (&h, 20, NP_EVENT_DATA));
+  T_EQ (1, th_count (&h, 20, NP_EVENT_OPEN));
+  assert_loopback (&open->remote, open->remote_len, port);
+  assert_local_is_peer_of (open, peer);
+
+  T_EQ (0, np_conn_send (conn, "ok", 2));
+  char buf[2];
+  T_EQ (2, t_read_full (peer, buf, 2, WAIT_MS));
+  close_quietly (&h, conn, 20);
+  assert_eof (peer);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+}
+
+static void
+test_soon_refused (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  struct sockaddr_in sin = loopback_sin (closed_port ());
+
+  T_ASSERT (connect_soon_sin (&h, 21, &sin) == NULL);
+  NpEvent *failed = th_wait (&h, 21, NP_EVENT_FAILED, WAIT_MS);
+  T_EQ (ECONNREFUSED, failed->code);
+  T_STREQ ("Connection refused", failed->message);
+  settle (&h);
+  T_EQ (1, h.events->len);
+  th_free (&h);
+}
+
+/* Nobody reads the channel any more: the wake-up byte written from this
+   thread meets EPIPE, and the SIGPIPE it raised is taken, not delivered
+   (its default action would end the process, as it would end Emacs).  */
+static void
+test_soon_reader_gone (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  struct sockaddr_in sin = loopback_sin (closed_port ());
+  T_ASSERT (signal (SIGPIPE, SIG_DFL) != SIG_ERR);
+  close (h.wake[0]);
+  h.wake[0] = open ("/dev/null", O_RDONLY);
+
+  T_ASSERT (connect_soon_sin (&h, 22, &sin) == NULL);
+  sigset_t pending;
+  T_EQ (0, sigpending (&pending));
+  T_ASSERT (!sigismember (&pending, SIGPIPE));
+  th_free (&h);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1024,6 +1119,9 @@ main (int argc, char **argv)
     { "connect-now/send-before-adopt-runs",
       test_now_send_before_adopt_runs },
     { "connect-now/quiet-hand-over", test_now_quiet_hand_over },
+    { "connect-soon/open-then-data", test_soon_open_then_data },
+    { "connect-soon/refused", test_soon_refused },
+    { "connect-soon/reader-gone", test_soon_reader_gone },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }
