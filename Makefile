@@ -29,8 +29,9 @@ ENGINE_TESTS_SRC = $(wildcard test/engine/test-*.c)
 TEST_HELPERS_SRC = $(filter-out $(ENGINE_TESTS_SRC),$(wildcard test/engine/*.c))
 
 # nginx-light and elpa-websocket: real peers for netproc-compat-mode's tests.
+# tmux: the terminal in which test/netproc-terminal-tests.el types C-g.
 DEBIAN_PACKAGES = emacs-nox libglib2.0-dev pkg-config gcc make socat binutils \
-                  nginx-light elpa-websocket
+                  nginx-light elpa-websocket tmux
 
 .PHONY: all deps check check-engine check-lisp sanitize demo bench bench-compat clean
 
