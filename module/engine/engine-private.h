@@ -116,6 +116,11 @@ struct NpConn
      another socket's by the time a sender uses it.  */
   int direct_fd;
   gboolean out_high_hit;
+  /* The owner closed the socket itself (see close_here() in stream.c):
+     its number may be another file's by now, and the engine must not
+     use FD.  Set with read_lock and out_lock both held; read under
+     either.  */
+  gboolean owner_closed;
   /* Reading from the owner's thread while it waits for this conn (see
      np_conn_read_direct()).  read_lock is held by whoever reads the
      socket, across the read and the queueing of what it read, so that
@@ -182,6 +187,7 @@ struct NpEngine
   gboolean cmd_closed;            /* STOP posted; refuse anything else */
   gboolean cmd_rung;              /* cmd_wake_fd written since the queue
                                      was last taken */
+  guint cmd_quiet;                /* quiet posts since then */
   GSource *cmd_source;
   int cmd_wake_fd;
 

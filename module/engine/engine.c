@@ -87,6 +87,11 @@ command_new (NpCommandType type, NpConn *conn, gboolean flag, NpDone *done)
   return cmd;
 }
 
+/* Quiet commands (np__engine_post_quietly()) that may wait for the
+   engine's next wake-up before one is forced: a loop that opens and
+   closes connections without ever waiting would otherwise pile them up.  */
+#define NP_QUIET_COMMANDS_MAX 64
+
 /* Posting never blocks beyond the short queue lock, so any thread may do
    it, including a finalizer running inside Emacs's garbage collection.  */
 static void
@@ -103,7 +108,10 @@ submit (NpEngine *engine, NpCommand *cmd, gboolean wake)
       g_queue_push_tail (&engine->commands, cmd);
       if (cmd->type == NP_CMD_STOP)
         engine->cmd_closed = TRUE;
-      ring = wake && !engine->cmd_rung;
+      /* Quiet ones too, past a bound: each holds a connection's memory
+         until the engine takes it.  */
+      ring = !engine->cmd_rung
+             && (wake || ++engine->cmd_quiet >= NP_QUIET_COMMANDS_MAX);
       if (ring)
         engine->cmd_rung = TRUE;
     }
@@ -290,6 +298,7 @@ np__engine_run_commands (NpEngine *engine)
   batch = engine->commands;
   g_queue_init (&engine->commands);
   engine->cmd_rung = FALSE;
+  engine->cmd_quiet = 0;
   pthread_mutex_unlock (&engine->cmd_lock);
 
   NpCommand *cmd;

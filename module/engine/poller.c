@@ -126,6 +126,9 @@ np__watch (NpConn *conn, guint32 events)
     return 0;
 
   pthread_mutex_lock (&conn->read_lock);
+  /* A socket the owner closed is out of the set already.  */
+  if (conn->owner_closed)
+    events = 0;
   int err = np__watch_apply (conn, conn->fd,
                              conn->direct_waiting ? events & ~EPOLLIN
                                                   : events);

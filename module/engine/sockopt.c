@@ -105,5 +105,10 @@ np__sockopt_set_conn (NpConn *conn, const NpSockopt *option)
 {
   if (conn->fd < 0 || conn->state == NP_CONN_DONE)
     return -1;
+  pthread_mutex_lock (&conn->read_lock);
+  gboolean closed_here = conn->owner_closed;
+  pthread_mutex_unlock (&conn->read_lock);
+  if (closed_here)
+    return -1;
   return np_sockopt_set (conn->fd, option);
 }

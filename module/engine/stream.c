@@ -335,7 +335,7 @@ np_conn_unref (NpConn *conn)
   /* Only a listener whose start never ran (its command refused by an
      engine being stopped) still has a socket here; closing it is all
      that is left to do.  */
-  if (conn->fd >= 0)
+  if (conn->fd >= 0 && !conn->owner_closed)
     close (conn->fd);
   pthread_mutex_destroy (&conn->out_lock);
   pthread_mutex_destroy (&conn->read_lock);
@@ -456,6 +456,34 @@ np_conn_set_paused (NpConn *conn, gboolean paused)
   np__engine_post (conn->engine, NP_CMD_PAUSE, conn, paused);
 }
 
+/* np_conn_close(), on the owner's thread: an open stream with nothing
+   queued to send is closed here and now, as close(2) would close it, and
+   the engine forgets it whenever it next wakes; waking it for each
+   connection closed would cost a thread switch for bookkeeping.  With
+   output queued, or the engine reading the end, the engine closes it as
+   before.  Returns whether the socket was closed here.  */
+static gboolean
+close_here (NpConn *conn)
+{
+  if (conn->datagram || conn->seqpacket)
+    return FALSE;
+  pthread_mutex_lock (&conn->read_lock);
+  pthread_mutex_lock (&conn->out_lock);
+  int fd = conn->read_fd;
+  gboolean here = fd >= 0 && conn->direct_fd == fd && conn->out.length == 0;
+  if (here)
+    {
+      (void) np__watch_apply (conn, fd, 0);
+      conn->direct_waiting = FALSE;
+      conn->read_fd = conn->direct_fd = -1;
+      conn->owner_closed = TRUE;
+      close (fd);
+    }
+  pthread_mutex_unlock (&conn->out_lock);
+  pthread_mutex_unlock (&conn->read_lock);
+  return here;
+}
+
 void
 np_conn_close (NpConn *conn)
 {
@@ -477,6 +505,8 @@ np_conn_close (NpConn *conn)
      datagram server's.  */
   if (conn->listener || conn->datagram_server)
     np__engine_post_and_wait (engine, NP_CMD_CLOSE, conn, FALSE);
+  else if (close_here (conn))
+    np__engine_post_quietly (engine, NP_CMD_CLOSE, conn);
   else
     np__engine_post (engine, NP_CMD_CLOSE, conn, FALSE);
 }
@@ -508,7 +538,8 @@ drop_socket (NpConn *conn)
       conn->read_fd = -1;
       pthread_mutex_lock (&conn->out_lock);
       conn->direct_fd = -1;
-      close (conn->fd);
+      if (!conn->owner_closed)
+        close (conn->fd);
       conn->fd = -1;
       pthread_mutex_unlock (&conn->out_lock);
       pthread_mutex_unlock (&conn->read_lock);
@@ -725,6 +756,11 @@ write_out (NpConn *conn, gboolean final)
   int fd = conn->fd;
   if (conn->write_errno)
     return TRUE;
+  pthread_mutex_lock (&conn->out_lock);
+  gboolean closed_here = conn->owner_closed;
+  pthread_mutex_unlock (&conn->out_lock);
+  if (closed_here)
+    return TRUE;
 
   for (;;)
     {
@@ -820,6 +856,11 @@ read_in (NpConn *conn)
       /* The read and its queueing are one step for the owner, which may
          read the socket itself (np_conn_read_direct()).  */
       pthread_mutex_lock (&conn->read_lock);
+      if (conn->owner_closed)
+        {
+          pthread_mutex_unlock (&conn->read_lock);
+          break;
+        }
       if (conn->direct_waiting)
         {
           /* The owner reads input now.  Woken before it took over, or

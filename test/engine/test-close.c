@@ -2,8 +2,10 @@
    connection after it returns, nothing leaked.  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -209,6 +211,136 @@ test_refs_outlive_engine (void)
   close (lfd);
 }
 
+/* A connection np_engine_connect_now() opened: its hand-over to the
+   engine is still queued, quietly.  */
+static NpConn *
+open_now (THarness *h, guint64 id, guint16 port)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET,
+                             .sin_port = htons (port),
+                             .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (const struct sockaddr *) &sin,
+                         .remote_len = sizeof sin };
+  NpEvent *open = NULL;
+  NpConn *conn = np_engine_connect_now (h->engine, id, &spec, WAIT_MS,
+                                        &open);
+  T_ASSERT (conn != NULL && open != NULL && open->type == NP_EVENT_OPEN);
+  np_event_free (open);
+  return conn;
+}
+
+/* The socket number of CONN's peer end, found by the peer's address.  */
+static int
+own_socket_of (int peer)
+{
+  struct sockaddr_storage want;
+  socklen_t want_len = sizeof want;
+  T_EQ (0, getpeername (peer, (struct sockaddr *) &want, &want_len));
+  for (int fd = 1024; fd < 65536; fd++)
+    {
+      struct sockaddr_storage got;
+      socklen_t got_len = sizeof got;
+      if (getsockname (fd, (struct sockaddr *) &got, &got_len) == 0
+          && got_len == want_len && memcmp (&got, &want, got_len) == 0)
+        return fd;
+    }
+  T_FAIL ("no socket of ours is the peer's peer");
+  return -1;
+}
+
+/* An open stream with nothing queued is closed by np_conn_close()
+   itself: its number is free when the call returns, and may be taken at
+   once by anyone.  The engine, forgetting the connection later (the
+   hand-over of one np_engine_connect_now() opened still queued before
+   it), must then leave that number alone.  */
+static void
+test_close_here_number_reused (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+
+  for (int round = 0; round < 2; round++)
+    {
+      guint64 id = (guint64) round + 1;
+      NpConn *conn;
+      if (round == 0)
+        conn = open_now (&h, id, port);
+      else
+        {
+          conn = th_connect_tcp (&h, id, "127.0.0.1", port, AF_INET);
+          th_wait (&h, id, NP_EVENT_OPEN, WAIT_MS);
+        }
+      int peer = t_accept (lfd, WAIT_MS);
+      int number = own_socket_of (peer);
+      np_conn_close (conn);
+      th_drain_now (&h);
+      guint boundary = h.events->len;
+
+      /* Closed already: the number is free, and taken.  */
+      int other = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      T_EQ (number, fcntl (other, F_DUPFD_CLOEXEC, number));
+      close (other);
+      struct sockaddr_in sin = { .sin_family = AF_INET,
+                                 .sin_port = htons (port),
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+      T_EQ (0, connect (number, (struct sockaddr *) &sin, sizeof sin));
+      int other_peer = t_accept (lfd, WAIT_MS);
+
+      /* Now the engine runs what was queued for the old connection.  */
+      np_engine_sync (h.engine);
+      th_drain_now (&h);
+      th_assert_quiet_after (&h, id, boundary);
+
+      /* The new socket is whole: still open, in both directions, and
+         nobody else reads it.  */
+      t_write_all (number, "out", 3);
+      char buf[3];
+      T_EQ (3, t_read_full (other_peer, buf, 3, WAIT_MS));
+      t_write_all (other_peer, "in!", 3);
+      usleep (50000);
+      T_EQ (3, t_read_full (number, buf, 3, WAIT_MS));
+      T_ASSERT (memcmp (buf, "in!", 3) == 0);
+
+      /* The old peer read the end.  */
+      T_EQ (0, t_read_full (peer, buf, 1, WAIT_MS));
+      np_conn_unref (conn);
+      close (number);
+      close (other_peer);
+      close (peer);
+    }
+  th_free (&h);
+  close (lfd);
+}
+
+/* Connections opened and closed in a loop that never waits: each
+   socket is gone when np_conn_close() returns, and the engine, woken
+   once in a while, forgets them all.  */
+static void
+test_close_here_in_a_loop (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  int before = t_count_fds ();
+  for (int i = 0; i < 300; i++)
+    {
+      NpConn *conn = open_now (&h, (guint64) i + 1, port);
+      int peer = t_accept (lfd, WAIT_MS);
+      np_conn_close (conn);
+      np_conn_unref (conn);
+      close (peer);
+      T_EQ (before, t_count_fds ());
+    }
+  th_pump (&h, 100);
+  T_EQ (0, h.events->len);
+  th_free (&h);
+  close (lfd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -219,6 +351,8 @@ main (int argc, char **argv)
     { "close/while-data-flows", test_close_while_data_flows },
     { "close/idempotent", test_close_idempotent },
     { "close/refs-outlive-engine", test_refs_outlive_engine },
+    { "close/here-number-reused", test_close_here_number_reused },
+    { "close/here-in-a-loop", test_close_here_in_a_loop },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }

@@ -375,7 +375,9 @@ test_free_with_200_live (void)
   np_engine_free (h.engine);
   h.engine = NULL;
   gint64 took = t_now_ms () - start;
-  T_LE (took, 3000);
+  /* Bounded, not fast: no wait for the lookups or the stuck connects,
+     only for the engine thread itself, however loaded the machine.  */
+  T_LE (took, WAIT_MS);
 
   /* Every socket is closed: each peer sees the end.  */
   for (int i = 0; i < N; i++)
