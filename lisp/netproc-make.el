@@ -126,9 +126,10 @@ system has no use for become the symbol `unsupported'."
         (t (error "Unknown address family"))))
 
 (defun netproc--portstring (service)
-  "Return SERVICE as the text Emacs passes to the resolver."
+  "Return SERVICE as the text Emacs passes to the resolver.
+A bignum is no port number to Emacs: it wants a string instead."
   (cond ((eq service t) "0")
-        ((integerp service) (number-to-string service))
+        ((fixnump service) (number-to-string service))
         ((stringp service) service)
         (t (signal 'wrong-type-argument (list 'stringp service)))))
 

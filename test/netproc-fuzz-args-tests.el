@@ -358,5 +358,16 @@ only that it ends cleanly."
         (should-not (and (plist-get args :server)
                          (not (plist-get args :nowait))))))))
 
+;;;; Argument lists the generator found netproc wrong on
+
+(netproc-test-deftest netproc-test-fuzz-bignum-service ()
+  "A bignum `:service' is no port number: `wrong-type-argument', nothing made.
+Seed 777, cases 249 and 6403."
+  (netproc-test-note-try :blocking
+    (make-network-process :name "fz" :service 1180591620717411303424))
+  (netproc-test-note-try :nowait
+    (make-network-process :name "fz" :linger 255 :noquery nil :nowait 0.0
+                          :service 1180591620717411303424)))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
