@@ -269,10 +269,12 @@ as nil too, but crashes when it later adds :remote to such a list)."
     (netproc--check-supported args target)
     (when tls
       (error "netproc does not support TLS; use `make-network-process'"))
-    (let ((st (netproc--register name))
-          (coding (netproc--default-coding
-                   args buffer (plist-get target :host)
-                   (plist-get args :service))))
+    ;; The coding first: `network-coding-system-alist' may name a
+    ;; function, and if that signals, nothing must be registered.
+    (let* ((coding (netproc--default-coding
+                    args buffer (plist-get target :host)
+                    (plist-get args :service)))
+           (st (netproc--register name)))
       (setf (netproc--st-contact st) (netproc--contact-plist args target)
             (netproc--st-options st) (netproc--option-pairs args)
             (netproc--st-buffer st) buffer

@@ -369,5 +369,20 @@ Seed 777, cases 249 and 6403."
     (make-network-process :name "fz" :linger 255 :noquery nil :nowait 0.0
                           :service 1180591620717411303424)))
 
+(defun netproc-test-fuzz-coding-boom (_args)
+  "Signal, as a function of `network-coding-system-alist' may."
+  (error "Boom"))
+
+(netproc-test-deftest netproc-test-fuzz-coding-function-signals ()
+  "A coding function that signals leaves nothing made (the harness checks).
+The generator's case was a bignum `:service' with `:nowait', which
+made `find-operation-coding-system' signal (seed 777, case 6403)."
+  (let* ((peer (netproc-test-peer-start))
+         (service (number-to-string (netproc-test-peer-port peer)))
+         (network-coding-system-alist
+          `((,(regexp-quote service) . netproc-test-fuzz-coding-boom))))
+    (netproc-test-note-try :make
+      (make-network-process :name "fz" :host "127.0.0.1" :service service))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
