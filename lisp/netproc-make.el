@@ -115,14 +115,15 @@ integers in an address vector."
 
 (defun netproc--family (value)
   "Return the family symbol (nil, ipv4, ipv6 or local) meant by VALUE.
-Integers are address family numbers, as Emacs allows; others that the
-system has no use for become the symbol `unsupported'."
+Integers are address family numbers, as Emacs allows if they fit in a
+C int; others that the system has no use for become the symbol
+`unsupported'."
   (cond ((memq value '(nil ipv4 ipv6 local)) value)
         ((eql value 0) nil)
         ((eql value 1) 'local)
         ((eql value 2) 'ipv4)
         ((eql value 10) 'ipv6)
-        ((fixnump value) 'unsupported)
+        ((and (fixnump value) (<= -2147483648 value 2147483647)) 'unsupported)
         (t (error "Unknown address family"))))
 
 (defun netproc--portstring (service)

@@ -384,5 +384,21 @@ made `find-operation-coding-system' signal (seed 777, case 6403)."
     (netproc-test-note-try :make
       (make-network-process :name "fz" :host "127.0.0.1" :service service))))
 
+(netproc-test-deftest netproc-test-fuzz-family-out-of-int-range ()
+  "A `:family' number that is no C int is an unknown family, checked first.
+Seed 777, cases 2803 and 6529."
+  (netproc-test-note-try :fixnum
+    (make-network-process :name "fz" :noquery 1.0e+INF
+                          :log [nil "s" 65535 255 127 "s"]
+                          :family 2305843009213693951 :service '(a . b)))
+  (netproc-test-note-try :negative
+    (make-network-process :name "fz" :service (netproc-test-refused-port)
+                          :oobinline t :plist 'foo :log "x"
+                          :family -2305843009213693952))
+  (dolist (family '(2147483647 2147483648 -2147483648 -2147483649))
+    (netproc-test-note-try family
+      (make-network-process :name "fz" :family family
+                            :service (netproc-test-refused-port)))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
