@@ -247,13 +247,15 @@ These are the failures the C library reports before any lookup."
 
 (defun netproc--contact-plist (args target)
   "Return the contact plist of a netproc made with ARGS and TARGET.
-That is ARGS itself, as in Emacs, with two amendments: a Unix socket's
-:host is nil, and an odd trailing keyword gets a nil value (Emacs reads it
-as nil too, but crashes when it later adds :remote to such a list)."
+That is ARGS itself, as in Emacs, with two amendments: the :host of a
+Unix socket named by :family `local' and :service is nil (an address
+given as :remote or :local leaves it as it is), and an odd trailing
+keyword gets a nil value (Emacs reads it as nil too, but crashes when it
+later adds :remote to such a list)."
   (let ((contact args))
     (when (cl-oddp (length contact))
       (setq contact (append contact (list nil))))
-    (when (and (eq (plist-get target :family) 'local)
+    (when (and (plist-get target :path)
                (plist-get contact :host))
       (setq contact (plist-put contact :host nil)))
     contact))

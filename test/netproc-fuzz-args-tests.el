@@ -400,5 +400,18 @@ Seed 777, cases 2803 and 6529."
       (make-network-process :name "fz" :family family
                             :service (netproc-test-refused-port)))))
 
+(netproc-test-deftest netproc-test-fuzz-remote-path-keeps-host ()
+  "A Unix socket given as `:remote' leaves `:host' in the contact as it was.
+Seed 777, cases 593 and 991."
+  (let ((missing (expand-file-name "missing" (netproc-test-tmpdir)))
+        (live (get-buffer-create "netproc-test-fuzz-live")))
+    (netproc-test-note-try :localhost
+      (make-network-process :name "fz" :host "localhost" :oobinline t
+                            :remote missing :service t :tls-parameters nil))
+    (netproc-test-note-try :buffer
+      (make-network-process :name "fz" :host live :filter-multibyte 1.0e+INF
+                            :remote missing :host t :host 'ignore :service t
+                            :tls-parameters nil))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
