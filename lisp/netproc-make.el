@@ -224,19 +224,30 @@ The value is a plist with :family, :host, :portstring, :port, :path and
                 (error "Service name too long"))
               (list :family 'local :path service))
           (let ((portstring (netproc--portstring service)))
-            (when (and (multibyte-string-p host)
-                       (/= (string-bytes host) (length host)))
+            ;; Emacs checks this before a blocking lookup only; with
+            ;; :nowait the lookup fails (see `netproc--lookup-error').
+            (when (and (netproc--non-ascii-p host)
+                       (not (plist-get args :nowait)))
               (error "Non-ASCII hostname %s detected, please use puny-encode-domain"
                      host))
             (list :family family :host host :portstring portstring
                   :port (netproc--port portstring))))))))
 
+(defun netproc--non-ascii-p (host)
+  "Non-nil if the host name HOST has a character that is not ASCII."
+  (and (multibyte-string-p host) (/= (string-bytes host) (length host))))
+
 (defun netproc--lookup-error (target)
   "Return the resolver's complaint about TARGET, or nil if it has none.
-These are the failures the C library reports before any lookup."
+These are the failures the C library reports before any lookup, and a
+host name that is not ASCII, which only a :nowait call gets this far
+with: the C library finds no such name without asking a name server,
+where GLib would ask for its IDN form."
   (let ((family (plist-get target :family))
         (host (plist-get target :host)))
-    (cond ((eq family 'unsupported)
+    (cond ((and host (netproc--non-ascii-p host))
+           "Name or service not known")
+          ((eq family 'unsupported)
            "ai_family not supported")
         ((and host (null (plist-get target :port)))
          "Servname not supported for ai_socktype")
@@ -349,18 +360,24 @@ the engine's event would have been."
 
 (defun netproc--fail-lookup (st message)
   "Settle ST as a name lookup that failed with MESSAGE.
-Blocking: signal Emacs's error.  :nowait: the status becomes `failed'
-with no sentinel, as in Emacs."
+Blocking: signal Emacs's error.  :nowait: Emacs starts the lookup and
+finds that it failed at its next wait, so the status stays `connect'
+until then, and becomes `failed' with no sentinel."
   (let ((proc (netproc--st-proc st)))
     (if (netproc--st-nowait st)
         (progn
           (netproc--forget-events proc)
-          (setf (netproc--st-status st) 'failed
-                (netproc--st-exit-status st)
-                (format "Name lookup of %s failed" (netproc--st-host st))))
+          (run-at-time 0 nil #'netproc--lookup-failed st))
       (netproc--forget proc)
       (error "%s/%s %s" (netproc--st-host st) (netproc--st-portstring st)
              message))))
+
+(defun netproc--lookup-failed (st)
+  "Make ST's status that of a failed name lookup, unless ST was deleted."
+  (when (eq (netproc--st-status st) 'connect)
+    (setf (netproc--st-status st) 'failed
+          (netproc--st-exit-status st)
+          (format "Name lookup of %s failed" (netproc--st-host st)))))
 
 (defun netproc--await-connect (st)
   "Wait until ST's blocking connect has an outcome; signal if it failed.
@@ -415,7 +432,9 @@ A quit cancels the connect."
     (when (and lookup-error (not (plist-get args :nowait)))
       (error "%s/%s %s" (plist-get target :host)
              (plist-get target :portstring) lookup-error))
-    (when (and (plist-get args :nowait) (plist-member args :coding))
+    (when (and (plist-get args :nowait) (plist-member args :coding)
+               ;; Emacs never gets to the :coding of a failed lookup.
+               (not lookup-error))
       ;; Emacs would find a bad :coding inside its event loop, once the
       ;; asynchronous connect is done; here the call itself says so.
       (netproc--check-coding (plist-get args :coding)))

@@ -413,5 +413,24 @@ Seed 777, cases 593 and 991."
                             :remote missing :host t :host 'ignore :service t
                             :tls-parameters nil))))
 
+(netproc-test-deftest netproc-test-fuzz-nowait-lookup-fails-later ()
+  "A `:nowait' lookup that cannot succeed is `connect', then `failed'.
+The status changes at the next wait, with no sentinel, and a bad
+`:coding' is never looked at.  Seed 777, cases 484 and 1986."
+  (dolist (args `((:name "fz" :nowait ,(get-buffer-create "netproc-test-fuzz-live")
+                   :service "héllo")
+                  (:name "fz" :nowait t :coding (nope . utf-8)
+                   :service "no-such-service"
+                   :broadcast -2305843009213693952 :nowait -0.0)
+                  (:name "fz" :host "héllo" :nowait t :service 1)
+                  (:name "fz" :nowait t :family 99 :service 1)
+                  (:name "fz" :nowait t :family ipv4 :host "::1" :service 1)))
+    (let ((p (apply #'make-network-process args)))
+      (set-process-sentinel p #'netproc-test-sentinel)
+      (netproc-test-note :made (process-status p))
+      (netproc-test-wait-for (not (eq (process-status p) 'connect)))
+      (netproc-test-note :then (process-status p) (process-exit-status p))
+      (delete-process p))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
