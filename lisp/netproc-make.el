@@ -320,14 +320,27 @@ later adds :remote to such a list)."
      (netproc--forget (netproc--st-proc st))
      (signal (car err) (cdr err)))))
 
+(defun netproc--literal-p (target)
+  "Non-nil if TARGET needs no name lookup: an address or a socket path."
+  (or (plist-get target :path) (plist-get target :remote)))
+
 (defun netproc--start-connect (st target)
   "Ask the engine to connect ST to TARGET.
 A blocking connect to a numeric address or a socket path is tried at
 once, on this thread: when it settles, its outcome is handled here, as
-the engine's event would have been."
-  (let ((remote (plist-get target :remote))
-        (id (netproc--rec-id (netproc--st-proc st)))
-        (now (not (netproc--st-nowait st))))
+the engine's event would have been.  So is the start of a :nowait one
+to an address given as such or a socket path: Emacs makes that socket,
+sets its options and starts the connect in the call too (see
+`netproc--failed-at-once')."
+  (let* ((remote (plist-get target :remote))
+         (id (netproc--rec-id (netproc--st-proc st)))
+         (nowait (netproc--st-nowait st))
+         (now (cond ((not nowait) t)
+                    ;; Emacs does not make a datagram client's connect
+                    ;; wait, and sets no options on it.
+                    ((and (netproc--literal-p target)
+                          (not (netproc--datagram-p st)))
+                     0))))
     (when (consp remote)
       ;; Emacs would "connect" such an address to nothing and let the first
       ;; send kill it with SIGPIPE; refuse it as the system would.
@@ -349,14 +362,54 @@ the engine's event would have been."
                    ;; Records and datagrams arrive whole (Emacs cuts them
                    ;; to `read-process-output-max').
                    (plist-get (netproc--st-contact st) :type))))
-      (if (not (vectorp result))
-          (setf (netproc--st-conn st) result)
+      (cond
+       ((not (vectorp result))
+        (setf (netproc--st-conn st) result))
+       (nowait
+        ;; Only a failure comes back at once (NOW 0).
+        (netproc--failed-at-once st (aref result 2)))
+       (t
         (setf (netproc--st-conn st) (aref result 0)
               ;; The creating call reports a failure itself.
               (netproc--st-blocking st) t)
-        (netproc--handle-event id (aref result 1) (aref result 2))))
+        (netproc--handle-event id (aref result 1) (aref result 2)))))
     (when (netproc--holding-p st)
       (netproc--update-reading st))))
+
+(defun netproc--failed-at-once (st failure)
+  "Settle ST, a :nowait connect that FAILURE ended before it started.
+FAILURE is a FAILED event's payload.  An option the system refused
+signals, as in Emacs, which then deletes the process.  A connect that
+failed at once (a Unix socket's always does) makes the error the
+status, as Emacs shows it, with no sentinel."
+  (let ((proc (netproc--st-proc st)))
+    (pcase-let ((`(,code ,message ,_ ,_ ,_ ,option) failure))
+      (if option
+          (let ((err (netproc--option-failure (netproc--st-options st)
+                                              option code)))
+            (netproc--forget proc)
+            (signal (car err) (cdr err)))
+        (netproc--forget-events proc)
+        (setf (netproc--st-failure st) failure
+              (netproc--st-status st) (netproc--file-error-symbol code)
+              (netproc--st-exit-status st)
+              (cons "make client process failed"
+                    (cons message (netproc--st-contact st))))))))
+
+(defun netproc--check-before-lookup (st args)
+  "Signal now what Emacs finds wrong with ST once its lookup is done.
+ARGS are its arguments.  Emacs sets the options of a :nowait connect to
+a host when the lookup is done, then looks at its :coding: inside its
+event loop, where it signals from whatever call waits and leaves the
+process in `connect' for ever.  Here the call itself signals."
+  (unless (netproc--datagram-p st)
+    (netproc--check-option-values st))
+  (when (plist-member args :coding)
+    (condition-case err
+        (netproc--check-coding (plist-get args :coding))
+      (error
+       (netproc--forget (netproc--st-proc st))
+       (signal (car err) (cdr err))))))
 
 (defun netproc--fail-lookup (st message)
   "Settle ST as a name lookup that failed with MESSAGE.
@@ -432,33 +485,23 @@ A quit cancels the connect."
     (when (and lookup-error (not (plist-get args :nowait)))
       (error "%s/%s %s" (plist-get target :host)
              (plist-get target :portstring) lookup-error))
-    (when (and (plist-get args :nowait) (plist-member args :coding)
-               ;; Emacs never gets to the :coding of a failed lookup.
-               (not lookup-error))
-      ;; Emacs would find a bad :coding inside its event loop, once the
-      ;; asynchronous connect is done; here the call itself says so.
-      (netproc--check-coding (plist-get args :coding)))
     (netproc--ensure-engine)
     (let ((st (netproc--setup args target)))
       (cond
+       ;; Emacs never gets to the options or :coding of a failed lookup.
        (lookup-error (netproc--fail-lookup st lookup-error))
        ((plist-get args :server)
         (netproc--start-server st args target)
         (netproc--check-coding-after-connect st args))
+       ((and (netproc--st-nowait st) (netproc--literal-p target))
+        (netproc--start-connect st target)
+        ;; Emacs looks at :coding once the connect is under way, not
+        ;; when it failed at once.
+        (when (eq (netproc--st-status st) 'connect)
+          (netproc--check-coding-after-connect st args)))
        ((netproc--st-nowait st)
-        (unless (netproc--datagram-p st)
-          (netproc--check-option-values st))
-        (if (and (plist-get target :path)
-                 ;; A datagram client connects to nothing.
-                 (not (netproc--datagram-p st))
-                 (not (file-exists-p (plist-get target :path))))
-            ;; Emacs connects a Unix socket at once even with :nowait,
-            ;; and a missing path makes the status `file-missing' before
-            ;; it returns.
-            (netproc--on-failed
-             (netproc--st-proc st) st
-             (list netproc--enoent (netproc--strerror netproc--enoent) nil))
-          (netproc--start-connect st target)))
+        (netproc--check-before-lookup st args)
+        (netproc--start-connect st target))
        (t
         (netproc--start-connect st target)
         (netproc--await-connect st)

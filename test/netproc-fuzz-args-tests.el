@@ -432,5 +432,48 @@ The status changes at the next wait, with no sentinel, and a bad
       (netproc-test-note :then (process-status p) (process-exit-status p))
       (delete-process p))))
 
+(defun netproc-test-fuzz-nowait-outcome (args)
+  "Run the side's `make-network-process' with ARGS; note what is seen.
+The status on return, then once it stopped connecting, with the
+sentinel's messages; or the error signalled."
+  (condition-case err
+      (let ((p (apply (netproc-test-fn 'make-network-process) args)))
+        (netproc-test-call 'set-process-sentinel p #'netproc-test-sentinel)
+        (netproc-test-note :made (netproc-test-call 'process-status p))
+        (netproc-test-wait-for
+         (not (eq (netproc-test-call 'process-status p) 'connect)))
+        (netproc-test-note :then (netproc-test-call 'process-status p)
+                           (netproc-test-call 'process-exit-status p))
+        (netproc-test-call 'set-process-sentinel p #'ignore)
+        (netproc-test-call 'delete-process p))
+    (error (netproc-test-note :signal err))))
+
+(netproc-test-deftest netproc-test-fuzz-nowait-address-starts-in-call ()
+  "A `:nowait' connect to an address or a socket path starts in the call.
+No lookup: the socket is made and its options set before the call
+returns, so a refused option signals; a Unix socket that is not there
+makes the status `file-missing' at once; a bad `:coding' signals.
+Seed 777, cases 187 and 241."
+  (let* ((rport6 (netproc-test-refused-port 'ipv6))
+         (dir (netproc-test-tmpdir))
+         (missing (expand-file-name "missing" dir))
+         (peer (netproc-test-peer-start :family 'local)))
+    (dolist (args
+             `((:name "fz" :buffer nil :foo nil
+                :remote [0 0 0 0 0 0 0 1 ,rport6] bar :foo
+                :bindtodevice "no-such-dev0" :nowait ignore
+                :service 2305843009213693951 :tls-parameters nil)
+               (:name "fz" :remote ,missing :bindtodevice nil
+                :use-external-socket -1 :nowait [1 65535 127] :linger t
+                :service "" :tls-parameters nil)
+               (:name "fz" :nowait t :family local :service ,missing
+                :bindtodevice "no-such-dev0")
+               (:name "fz" :nowait t :remote [0 0 0 0 0 0 0 1 ,rport6]
+                :coding nope)
+               (:name "fz" :nowait t :remote [0 0 0 0 0 0 0 1 ,rport6])
+               (:name "fz" :nowait t :family local
+                :service ,(netproc-test-peer-path peer))))
+      (netproc-test-fuzz-nowait-outcome args))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here

@@ -284,9 +284,12 @@ literal_address (const char *host, int family, guint16 port,
 /* (netproc--connect ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS TYPE).
    TYPE: see socktype_arg.
    Without NOW, start connecting and return the handle; events follow.
-   With NOW, a numeric address or a socket path is connected at once: the
+   With NOW t, a numeric address or a socket path is connected at once: the
    result is then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE
    nil for FAILED), or the handle alone if the connect is still going.
+   With NOW 0, as Emacs does for a :nowait connect to such an address: the
+   socket is made, its options set and the connect started here, with no
+   wait; a failure there is the result, an OPEN is always an event.
    OPTIONS, nil or [OPTION VALUE ...], go on each socket made.  */
 static emacs_value
 Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
@@ -357,9 +360,21 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   if (!env->is_not_nil (env, args[6]))
     return make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
 
+  int timeout_ms = CONNECT_NOW_MS;
+  if (!env->eq (env, args[6], np_sym.t))
+    {
+      intmax_t now;
+      if (!integer_arg (env, args[6], &now))
+        return np_sym.nil;
+      if (now != 0)
+        return np_error (env, "NOW must be nil, t or 0");
+      timeout_ms = 0;
+      spec.open_later = TRUE;
+    }
+
   NpEvent *outcome = NULL;
   NpConn *conn = np_engine_connect_now (engine, (guint64) id, &spec,
-                                        CONNECT_NOW_MS, &outcome);
+                                        timeout_ms, &outcome);
   emacs_value handle = conn ? make_handle (env, conn) : np_sym.nil;
   if (!outcome)
     return handle;

@@ -138,6 +138,10 @@ connect_here (int fd, const NpTarget *target, int timeout_ms)
     return 0;
   if (errno != EINPROGRESS)
     return errno;
+  /* No time: not even a look, whose answer would depend on how fast the
+     peer answered (loopback refuses before the look).  */
+  if (timeout_ms <= 0)
+    return EINPROGRESS;
 
   /* Signals interrupt the wait; each retry waits only for what is left,
      so a steady stream of them cannot keep the caller here.  */
@@ -211,7 +215,12 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
         }
       /* A datagram client is not connected: open as it is.  */
       if (!conn->datagram)
-        err = connect_here (fd, &target, timeout_ms);
+        {
+          err = connect_here (fd, &target, timeout_ms);
+          /* The engine finds the socket writable and reports the OPEN.  */
+          if (err == 0 && spec->open_later)
+            err = EINPROGRESS;
+        }
     }
 
   if (err == EINPROGRESS)
