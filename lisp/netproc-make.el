@@ -91,18 +91,31 @@ Emacs finds such a value inside its event loop, where it crashes."
           (netproc--forget (netproc--st-proc st))
           (signal (car err) (cdr err)))))))
 
+(defconst netproc--esocktnosupport 94
+  "The errno of socket(2) for a socket type the family does not have.")
+
+(defun netproc--socket-refused-p (args target)
+  "Non-nil if socket(2) would refuse the socket ARGS and TARGET ask for.
+That is a seqpacket socket of a family other than `local'.  An address
+in the (FAMILY . VECTOR) form is left to `netproc--start-connect',
+which refuses every such address alike."
+  (and (eq (plist-get args :type) 'seqpacket)
+       (not (eq (plist-get target :family) 'local))
+       (not (consp (plist-get target :remote)))))
+
 (defun netproc--check-supported (args target)
-  "Refuse what netproc cannot do yet, where Emacs would make the socket.
-ARGS are the arguments, TARGET what `netproc--target' made of them."
-  (let ((type (plist-get args :type)))
-    (when (and (eq type 'seqpacket)
-               (not (eq (plist-get target :family) 'local)))
-      ;; What socket(2) answers; Emacs reports it so.
-      (signal 'file-error
-              (cons (if (plist-get args :server)
-                        "make server process failed"
-                      "make client process failed")
-                    (cons "Socket type not supported" args))))))
+  "Refuse what the system would refuse, where Emacs would make the socket.
+ARGS are the arguments, TARGET what `netproc--target' made of them.  A
+:nowait client is refused later (see `netproc--refuse-socket')."
+  (when (and (netproc--socket-refused-p args target)
+             (or (plist-get args :server) (not (plist-get args :nowait))))
+    ;; What socket(2) answers; Emacs reports it so.
+    (signal 'file-error
+            (cons (if (plist-get args :server)
+                      "make server process failed"
+                    "make client process failed")
+                  (cons (netproc--strerror netproc--esocktnosupport)
+                        args)))))
 
 (defun netproc--address-form-p (address)
   "Non-nil if ADDRESS has one of the forms Emacs takes for an address.
@@ -396,6 +409,25 @@ status, as Emacs shows it, with no sentinel."
               (cons "make client process failed"
                     (cons message (netproc--st-contact st))))))))
 
+(defun netproc--refuse-socket (st target)
+  "Settle ST, a :nowait connect to TARGET whose socket the system refuses.
+Emacs shows the refusal as the status, with no sentinel, and neither sets
+options nor looks at :coding: at once for an address, after the lookup
+for a host name, which is when it makes the socket."
+  (let ((failure (list netproc--esocktnosupport
+                       (netproc--strerror netproc--esocktnosupport)
+                       nil nil nil nil)))
+    (if (netproc--literal-p target)
+        (netproc--failed-at-once st failure)
+      (netproc--forget-events (netproc--st-proc st))
+      (run-at-time 0 nil #'netproc--failed-after-lookup st failure))))
+
+(defun netproc--failed-after-lookup (st failure)
+  "Settle ST as `netproc--failed-at-once' does, unless ST was deleted.
+FAILURE is as for that function."
+  (when (eq (netproc--st-status st) 'connect)
+    (netproc--failed-at-once st failure)))
+
 (defun netproc--check-before-lookup (st args)
   "Signal now what Emacs finds wrong with ST once its lookup is done.
 ARGS are its arguments.  Emacs sets the options of a :nowait connect to
@@ -493,6 +525,8 @@ A quit cancels the connect."
        ((plist-get args :server)
         (netproc--start-server st args target)
         (netproc--check-coding-after-connect st args))
+       ((and (netproc--st-nowait st) (netproc--socket-refused-p args target))
+        (netproc--refuse-socket st target))
        ((and (netproc--st-nowait st) (netproc--literal-p target))
         (netproc--start-connect st target)
         ;; Emacs looks at :coding once the connect is under way, not

@@ -475,5 +475,18 @@ Seed 777, cases 187 and 241."
                 :service ,(netproc-test-peer-path peer))))
       (netproc-test-fuzz-nowait-outcome args))))
 
+(netproc-test-deftest netproc-test-fuzz-nowait-seqpacket-inet ()
+  "A `:nowait' seqpacket client over IP shows the system's refusal as its status.
+At once for an address, at the next wait for a host; options and
+`:coding' are never looked at, and a blocking one signals."
+  (let ((rport (netproc-test-refused-port)))
+    (dolist (args `((:name "fz" :type seqpacket :nowait t :service ,rport)
+                    (:name "fz" :type seqpacket :nowait t
+                     :remote [127 0 0 1 ,rport])
+                    (:name "fz" :type seqpacket :nowait t :priority "x"
+                     :coding nope :host "127.0.0.1" :service ,rport)
+                    (:name "fz" :type seqpacket :service ,rport)))
+      (netproc-test-fuzz-nowait-outcome args))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
