@@ -252,10 +252,11 @@ The value is a plist with :family, :host, :portstring, :port, :path and
 
 (defun netproc--lookup-error (target)
   "Return the resolver's complaint about TARGET, or nil if it has none.
-These are the failures the C library reports before any lookup, and a
-host name that is not ASCII, which only a :nowait call gets this far
-with: the C library finds no such name without asking a name server,
-where GLib would ask for its IDN form."
+These are the failures the C library reports before any lookup, and
+the names it finds nothing for without asking a name server: the empty
+name, and a name that is not ASCII, which only a :nowait call gets this
+far with (GLib would ask for its IDN form).  Emacs's blocking lookup
+comes before it makes anything, so these must be known before too."
   (let ((family (plist-get target :family))
         (host (plist-get target :host)))
     (cond ((and host (netproc--non-ascii-p host))
@@ -267,7 +268,9 @@ where GLib would ask for its IDN form."
         ((and host (memq family '(ipv4 ipv6))
               (memq (netproc--literal-family host) '(ipv4 ipv6))
               (not (eq (netproc--literal-family host) family)))
-         "Address family for hostname not supported"))))
+         "Address family for hostname not supported")
+        ((equal host "")
+         "Name or service not known"))))
 
 (defun netproc--contact-plist (args target)
   "Return the contact plist of a netproc made with ARGS and TARGET.

@@ -488,5 +488,22 @@ At once for an address, at the next wait for a host; options and
                     (:name "fz" :type seqpacket :service ,rport)))
       (netproc-test-fuzz-nowait-outcome args))))
 
+(netproc-test-deftest netproc-test-fuzz-empty-host-fails-first ()
+  "An empty `:host' fails its lookup before the other arguments are looked at.
+Seed 1071621411 case 5960, seed 187635074 cases 2731 and 8641."
+  (let ((rport (netproc-test-refused-port)))
+    (dolist (args `((:name "fz" :host "" :oobinline nil :buffer datagram
+                     :host nil :sentinel ignore :service ,rport)
+                    (:name "fz" :plist ,(get-buffer-create "netproc-test-fuzz-live")
+                     :local nil :log (utf-8 . binary) :host "" :log nil
+                     :plist nil :service ,rport)
+                    (:name "fz" :host ""
+                     :use-external-socket netproc-test-fuzz-no-such-function
+                     :tls-parameters ignore
+                     :plist netproc-test-fuzz-no-such-function
+                     :service ,(number-to-string rport))
+                    (:name "fz" :host "" :nowait t :service ,rport)))
+      (netproc-test-fuzz-nowait-outcome args))))
+
 (provide 'netproc-fuzz-args-tests)
 ;;; netproc-fuzz-args-tests.el ends here
