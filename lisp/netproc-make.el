@@ -432,7 +432,7 @@ FAILURE is as for that function."
     (netproc--failed-at-once st failure)))
 
 (defun netproc--check-before-lookup (st args)
-  "Signal now what Emacs finds wrong with ST once its lookup is done.
+  "Signal at once for what Emacs would find wrong with ST after its lookup.
 ARGS are its arguments.  Emacs sets the options of a :nowait connect to
 a host when the lookup is done, then looks at its :coding: inside its
 event loop, where it signals from whatever call waits and leaves the
