@@ -330,13 +330,24 @@ its filter changes before its connect fails."
       (`(:value ,obj) (list :returned obj))
       (_ result))))
 
+(defun netproc-test-fuzz-other-refused-port6 (rport)
+  "Return a refused ::1 port other than RPORT, the refused IPv4 one.
+The system may hand out the same number for both, and then the trace
+would show both as <RPORT>: on one side only."
+  (let ((port (netproc-test-refused-port 'ipv6))
+        (tries 0))
+    (while (and (= port rport) (< tries 20))
+      (setq port (netproc-test-refused-port 'ipv6)
+            tries (1+ tries)))
+    port))
+
 (defun netproc-test-fuzz-run-side (side templates &optional first)
   "Run TEMPLATES on SIDE; return the result of `netproc-test-with-side'.
 The trace holds one (:case INDEX OUTCOME) per template, INDEX counting
 from FIRST (default 0)."
   (netproc-test-with-side side
     (let* ((rport (netproc-test-refused-port))
-           (rport6 (netproc-test-refused-port 'ipv6))
+           (rport6 (netproc-test-fuzz-other-refused-port6 rport))
            (dir (netproc-test-tmpdir))
            (dead (generate-new-buffer "netproc-test-fuzz-dead"))
            (context
