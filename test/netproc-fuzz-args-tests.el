@@ -60,12 +60,15 @@
   "Seed of the argument generator for `netproc-test-fuzz-random-seed'.")
 
 (defconst netproc-test-fuzz-replay-seeds
-  '((28021 . 3000) (777 . 10000) (1071621411 . 6000) (187635074 . 9000)
-    (88197847 . 7500) (311025897 . 4500) (2973320055 . 8500)
-    (534437390 . 8000))
-  "Seeds that once failed, replayed by every run: (SEED . CASES).
-CASES reaches past the last case that failed.  The argument lists that
-showed a netproc bug are also tests of their own, below.")
+  '((28021 3000) (777 10000)
+    (1071621411 6000 5960) (187635074 9000 2731 4854 8641)
+    (88197847 7500 3091 7280) (311025897 4500 4269)
+    (2973320055 8500 8459) (534437390 8000 7927))
+  "Seeds that once failed, replayed by every run: (SEED CASES . FAILED).
+CASES reaches past the last case that failed.  FAILED, when given,
+lists the cases that failed, and only their chunks are run (see
+`netproc-test-fuzz-compare').  The argument lists that showed a netproc
+bug are also tests of their own, below.")
 
 (defvar netproc-test-fuzz-chunk 500
   "Number of cases one side runs before the other side runs them.
@@ -491,11 +494,12 @@ Where netproc refuses on purpose:
         (should (equal (list side (car result))
                        (list side '((:received "alive")))))))))
 
-(defun netproc-test-fuzz-compare (seed n)
+(defun netproc-test-fuzz-compare (seed n &optional only)
   "Run N cases generated from SEED on both sides; fail on a difference.
 A difference is a case whose outcomes are not `equal' and that
 `netproc-test-fuzz-difference' does not name.  Each side runs a chunk
-of `netproc-test-fuzz-chunk' cases, then the other side the same.  At
+of `netproc-test-fuzz-chunk' cases, then the other side the same.  With
+ONLY, a list of case numbers, only the chunks that hold them run.  At
 the end, Emacs must still carry data over a connection, and nothing
 made may be left, process or descriptor.  With
 `netproc-test-netproc-only' (or `netproc-test-builtin-only') only that
@@ -510,10 +514,11 @@ side runs, and must run cleanly."
          (fds-before (netproc-test-fds))
          (objects-before (netproc-test-all-objects))
          (index 0)
+         (run 0)
          (mismatches nil)
          (classes nil))
-    (message "netproc-test-fuzz: seed %d, %d cases (replay: NETPROC_TEST_FUZZ_SEED=%d NETPROC_TEST_FUZZ_CASES=%d)"
-             seed n seed n)
+    (message "netproc-test-fuzz: seed %d, %d cases%s (replay: NETPROC_TEST_FUZZ_SEED=%d NETPROC_TEST_FUZZ_CASES=%d)"
+             seed n (if only (format ", the chunks of %S" only) "") seed n)
     (when (and (memq 'netproc sides) (not (netproc-test-available-p)))
       (ert-fail "netproc is not loadable"))
     (while templates
@@ -521,14 +526,20 @@ side runs, and must run cleanly."
         (ert-fail (list "over the time budget" :seconds netproc-test-fuzz-budget
                         :seed seed :cases-run index)))
       (let* ((chunk (seq-take templates netproc-test-fuzz-chunk))
+             (end (+ index (length chunk)))
              (outcomes
-              (mapcar (lambda (side)
-                        (let ((r (netproc-test-fuzz-run-side side chunk index)))
-                          (netproc-test-fuzz--check-chunk seed side r)
-                          (netproc-test-fuzz-outcomes r)))
-                      sides)))
-        (should (equal (mapcar #'length outcomes)
-                       (mapcar (lambda (_) (length chunk)) sides)))
+              (and (or (null only)
+                       (cl-some (lambda (i) (and (<= index i) (< i end))) only))
+                   (mapcar (lambda (side)
+                             (let ((r (netproc-test-fuzz-run-side
+                                       side chunk index)))
+                               (netproc-test-fuzz--check-chunk seed side r)
+                               (netproc-test-fuzz-outcomes r)))
+                           sides))))
+        (when outcomes
+          (setq run (+ run (length chunk)))
+          (should (equal (mapcar #'length outcomes)
+                         (mapcar (lambda (_) (length chunk)) sides))))
         (when (cdr outcomes)
           (cl-loop for template in chunk
                    for b in (car outcomes)
@@ -541,10 +552,10 @@ side runs, and must run cleanly."
                           (push (list i template :builtin b :netproc o)
                                 mismatches)))))
         (setq templates (nthcdr netproc-test-fuzz-chunk templates)
-              index (+ index (length chunk)))))
+              index end)))
     (setq mismatches (nreverse mismatches))
     (message "netproc-test-fuzz: seed %d: %d cases in %.1f s, %d differ, known differences %S"
-             seed n (- (float-time) start) (length mismatches) classes)
+             seed run (- (float-time) start) (length mismatches) classes)
     (when mismatches
       (let ((print-escape-newlines t) (print-length 20) (print-level 6))
         (dolist (m (seq-take mismatches 40))
@@ -563,8 +574,8 @@ side runs, and must run cleanly."
 
 (ert-deftest netproc-test-fuzz-replayed-seeds ()
   "The seeds that once failed, replayed: the same outcomes on both sides."
-  (pcase-dolist (`(,seed . ,n) netproc-test-fuzz-replay-seeds)
-    (netproc-test-fuzz-compare seed n)))
+  (pcase-dolist (`(,seed ,n . ,only) netproc-test-fuzz-replay-seeds)
+    (netproc-test-fuzz-compare seed n only)))
 
 (ert-deftest netproc-test-fuzz-generator-is-deterministic ()
   "The generator gives the same cases for the same seed, and never dials out."
