@@ -22,7 +22,6 @@
                   (server server-st accepted))
 (declare-function netproc--on-accept-failed "netproc-server"
                   (server server-st code))
-(declare-function netproc--option-failure "netproc-make" (pairs index code))
 
 ;; Event types, as the module numbers them.
 (defconst netproc--event-open 1)
@@ -91,7 +90,7 @@ REMOTE the addresses of the last attempt when there was one, OPTION the
 index of the network option that could not be set, or nil."
   (netproc--forget-events proc)
   (setf (netproc--st-failure st) failure)
-  (pcase-let ((`(,code ,message ,resolve-p ,local ,remote ,option) failure))
+  (pcase-let ((`(,code ,message ,resolve-p ,local ,remote) failure))
     (when (and remote (netproc--st-nowait st))
       ;; Emacs had made the socket, so the contact shows where it went.
       (netproc--contact-put st :remote remote)
@@ -105,13 +104,6 @@ index of the network option that could not be set, or nil."
       (setf (netproc--st-status st) 'failed
             (netproc--st-exit-status st)
             (format "Name lookup of %s failed" (netproc--st-host st))))
-     ((and option (eq (netproc--st-family st) 'local))
-      ;; Emacs would have signalled this from the creating call; the
-      ;; status is the error instead.
-      (let ((err (netproc--option-failure (netproc--st-options st)
-                                          option code)))
-        (setf (netproc--st-status st) (car err)
-              (netproc--st-exit-status st) (cdr err))))
      ((eq (netproc--st-family st) 'local)
       ;; Emacs connects Unix sockets at once, even with :nowait, and shows
       ;; the error as the status, with no sentinel.

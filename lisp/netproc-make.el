@@ -91,18 +91,31 @@ Emacs finds such a value inside its event loop, where it crashes."
           (netproc--forget (netproc--st-proc st))
           (signal (car err) (cdr err)))))))
 
+(defconst netproc--esocktnosupport 94
+  "The errno of socket(2) for a socket type the family does not have.")
+
+(defun netproc--socket-refused-p (args target)
+  "Non-nil if socket(2) would refuse the socket ARGS and TARGET ask for.
+That is a seqpacket socket of a family other than `local'.  An address
+in the (FAMILY . VECTOR) form is left to `netproc--start-connect',
+which refuses every such address alike."
+  (and (eq (plist-get args :type) 'seqpacket)
+       (not (eq (plist-get target :family) 'local))
+       (not (consp (plist-get target :remote)))))
+
 (defun netproc--check-supported (args target)
-  "Refuse what netproc cannot do yet, where Emacs would make the socket.
-ARGS are the arguments, TARGET what `netproc--target' made of them."
-  (let ((type (plist-get args :type)))
-    (when (and (eq type 'seqpacket)
-               (not (eq (plist-get target :family) 'local)))
-      ;; What socket(2) answers; Emacs reports it so.
-      (signal 'file-error
-              (cons (if (plist-get args :server)
-                        "make server process failed"
-                      "make client process failed")
-                    (cons "Socket type not supported" args))))))
+  "Refuse what the system would refuse, where Emacs would make the socket.
+ARGS are the arguments, TARGET what `netproc--target' made of them.  A
+:nowait client is refused later (see `netproc--refuse-socket')."
+  (when (and (netproc--socket-refused-p args target)
+             (or (plist-get args :server) (not (plist-get args :nowait))))
+    ;; What socket(2) answers; Emacs reports it so.
+    (signal 'file-error
+            (cons (if (plist-get args :server)
+                      "make server process failed"
+                    "make client process failed")
+                  (cons (netproc--strerror netproc--esocktnosupport)
+                        args)))))
 
 (defun netproc--address-form-p (address)
   "Non-nil if ADDRESS has one of the forms Emacs takes for an address.
@@ -115,20 +128,22 @@ integers in an address vector."
 
 (defun netproc--family (value)
   "Return the family symbol (nil, ipv4, ipv6 or local) meant by VALUE.
-Integers are address family numbers, as Emacs allows; others that the
-system has no use for become the symbol `unsupported'."
+Integers are address family numbers, as Emacs allows if they fit in a
+C int; others that the system has no use for become the symbol
+`unsupported'."
   (cond ((memq value '(nil ipv4 ipv6 local)) value)
         ((eql value 0) nil)
         ((eql value 1) 'local)
         ((eql value 2) 'ipv4)
         ((eql value 10) 'ipv6)
-        ((fixnump value) 'unsupported)
+        ((and (fixnump value) (<= -2147483648 value 2147483647)) 'unsupported)
         (t (error "Unknown address family"))))
 
 (defun netproc--portstring (service)
-  "Return SERVICE as the text Emacs passes to the resolver."
+  "Return SERVICE as the text Emacs passes to the resolver.
+A bignum is no port number to Emacs: it wants a string instead."
   (cond ((eq service t) "0")
-        ((integerp service) (number-to-string service))
+        ((fixnump service) (number-to-string service))
         ((stringp service) service)
         (t (signal 'wrong-type-argument (list 'stringp service)))))
 
@@ -222,36 +237,52 @@ The value is a plist with :family, :host, :portstring, :port, :path and
                 (error "Service name too long"))
               (list :family 'local :path service))
           (let ((portstring (netproc--portstring service)))
-            (when (and (multibyte-string-p host)
-                       (/= (string-bytes host) (length host)))
+            ;; Emacs checks this before a blocking lookup only; with
+            ;; :nowait the lookup fails (see `netproc--lookup-error').
+            (when (and (netproc--non-ascii-p host)
+                       (not (plist-get args :nowait)))
               (error "Non-ASCII hostname %s detected, please use puny-encode-domain"
                      host))
             (list :family family :host host :portstring portstring
                   :port (netproc--port portstring))))))))
 
+(defun netproc--non-ascii-p (host)
+  "Non-nil if the host name HOST has a character that is not ASCII."
+  (and (multibyte-string-p host) (/= (string-bytes host) (length host))))
+
 (defun netproc--lookup-error (target)
   "Return the resolver's complaint about TARGET, or nil if it has none.
-These are the failures the C library reports before any lookup."
+These are the failures the C library reports before any lookup, and
+the names it finds nothing for without asking a name server: the empty
+name, and a name that is not ASCII, which only a :nowait call gets this
+far with (GLib would ask for its IDN form).  Emacs's blocking lookup
+comes before it makes anything, so these must be known before too."
   (let ((family (plist-get target :family))
         (host (plist-get target :host)))
-    (cond ((eq family 'unsupported)
+    (cond ((and host (netproc--non-ascii-p host))
+           "Name or service not known")
+          ((eq family 'unsupported)
            "ai_family not supported")
         ((and host (null (plist-get target :port)))
          "Servname not supported for ai_socktype")
         ((and host (memq family '(ipv4 ipv6))
               (memq (netproc--literal-family host) '(ipv4 ipv6))
               (not (eq (netproc--literal-family host) family)))
-         "Address family for hostname not supported"))))
+         "Address family for hostname not supported")
+        ((equal host "")
+         "Name or service not known"))))
 
 (defun netproc--contact-plist (args target)
   "Return the contact plist of a netproc made with ARGS and TARGET.
-That is ARGS itself, as in Emacs, with two amendments: a Unix socket's
-:host is nil, and an odd trailing keyword gets a nil value (Emacs reads it
-as nil too, but crashes when it later adds :remote to such a list)."
+That is ARGS itself, as in Emacs, with two amendments: the :host of a
+Unix socket named by :family `local' and :service is nil (an address
+given as :remote or :local leaves it as it is), and an odd trailing
+keyword gets a nil value (Emacs reads it as nil too, but crashes when it
+later adds :remote to such a list)."
   (let ((contact args))
     (when (cl-oddp (length contact))
       (setq contact (append contact (list nil))))
-    (when (and (eq (plist-get target :family) 'local)
+    (when (and (plist-get target :path)
                (plist-get contact :host))
       (setq contact (plist-put contact :host nil)))
     contact))
@@ -268,10 +299,12 @@ as nil too, but crashes when it later adds :remote to such a list)."
     (netproc--check-supported args target)
     (when tls
       (error "netproc does not support TLS; use `make-network-process'"))
-    (let ((st (netproc--register name))
-          (coding (netproc--default-coding
-                   args buffer (plist-get target :host)
-                   (plist-get args :service))))
+    ;; The coding first: `network-coding-system-alist' may name a
+    ;; function, and if that signals, nothing must be registered.
+    (let* ((coding (netproc--default-coding
+                    args buffer (plist-get target :host)
+                    (plist-get args :service)))
+           (st (netproc--register name)))
       (setf (netproc--st-contact st) (netproc--contact-plist args target)
             (netproc--st-options st) (netproc--option-pairs args)
             (netproc--st-buffer st) buffer
@@ -303,21 +336,30 @@ as nil too, but crashes when it later adds :remote to such a list)."
      (netproc--forget (netproc--st-proc st))
      (signal (car err) (cdr err)))))
 
+(defun netproc--literal-p (target)
+  "Non-nil if TARGET needs no name lookup: an address or a socket path."
+  (or (plist-get target :path) (plist-get target :remote)))
+
 (defun netproc--start-connect (st target)
   "Ask the engine to connect ST to TARGET.
 A blocking connect to a numeric address or a socket path is tried at
 once, on this thread: when it settles, its outcome is handled here, as
-the engine's event would have been.  An asynchronous one to a numeric
-inet address is tried at once too, and its outcome queued as an event."
-  (let ((remote (plist-get target :remote))
-        (id (netproc--rec-id (netproc--st-proc st)))
-        (now (cond ((not (netproc--st-nowait st)) t)
-                   ;; An asynchronous connect to an inet address is tried
-                   ;; at once as well; its outcome still comes as an
-                   ;; event, at the next wait, as in Emacs.
-                   ((not (or (plist-get target :path)
-                             (netproc--datagram-p st)))
-                    'soon))))
+the engine's event would have been.  So is the start of a :nowait one
+to an address given as such or a socket path: Emacs makes that socket,
+sets its options and starts the connect in the call too (see
+`netproc--failed-at-once').  A :nowait one to a host name that is a
+numeric inet address is tried at once as well, though Emacs looks it
+up first: whatever comes of it is queued as an event, for the next
+wait, as the lookup would have made it wait."
+  (let* ((remote (plist-get target :remote))
+         (id (netproc--rec-id (netproc--st-proc st)))
+         (nowait (netproc--st-nowait st))
+         (now (cond ((not nowait) t)
+                    ;; Emacs does not make a datagram client's connect
+                    ;; wait, and sets no options on it.
+                    ((netproc--datagram-p st) nil)
+                    ((netproc--literal-p target) 0)
+                    ((not (plist-get target :path)) 'soon))))
     (when (consp remote)
       ;; Emacs would "connect" such an address to nothing and let the first
       ;; send kill it with SIGPIPE; refuse it as the system would.
@@ -339,29 +381,94 @@ inet address is tried at once too, and its outcome queued as an event."
                    ;; Records and datagrams arrive whole (Emacs cuts them
                    ;; to `read-process-output-max').
                    (plist-get (netproc--st-contact st) :type))))
-      (if (not (vectorp result))
-          (setf (netproc--st-conn st) result)
+      (cond
+       ((not (vectorp result))
+        (setf (netproc--st-conn st) result))
+       (nowait
+        ;; Only a failure comes back at once (NOW 0).
+        (netproc--failed-at-once st (aref result 2)))
+       (t
         (setf (netproc--st-conn st) (aref result 0)
               ;; The creating call reports a failure itself.
               (netproc--st-blocking st) t)
-        (netproc--handle-event id (aref result 1) (aref result 2))))
+        (netproc--handle-event id (aref result 1) (aref result 2)))))
     (when (netproc--holding-p st)
       (netproc--update-reading st))))
 
+(defun netproc--failed-at-once (st failure)
+  "Settle ST, a :nowait connect that FAILURE ended before it started.
+FAILURE is a FAILED event's payload.  An option the system refused
+signals, as in Emacs, which then deletes the process.  A connect that
+failed at once (a Unix socket's always does) makes the error the
+status, as Emacs shows it, with no sentinel."
+  (let ((proc (netproc--st-proc st)))
+    (pcase-let ((`(,code ,message ,_ ,_ ,_ ,option) failure))
+      (if option
+          (let ((err (netproc--option-failure (netproc--st-options st)
+                                              option code)))
+            (netproc--forget proc)
+            (signal (car err) (cdr err)))
+        (netproc--forget-events proc)
+        (setf (netproc--st-failure st) failure
+              (netproc--st-status st) (netproc--file-error-symbol code)
+              (netproc--st-exit-status st)
+              (cons "make client process failed"
+                    (cons message (netproc--st-contact st))))))))
+
+(defun netproc--refuse-socket (st target)
+  "Settle ST, a :nowait connect to TARGET whose socket the system refuses.
+Emacs shows the refusal as the status, with no sentinel, and neither sets
+options nor looks at :coding: at once for an address, after the lookup
+for a host name, which is when it makes the socket."
+  (let ((failure (list netproc--esocktnosupport
+                       (netproc--strerror netproc--esocktnosupport)
+                       nil nil nil nil)))
+    (if (netproc--literal-p target)
+        (netproc--failed-at-once st failure)
+      (netproc--forget-events (netproc--st-proc st))
+      (run-at-time 0 nil #'netproc--failed-after-lookup st failure))))
+
+(defun netproc--failed-after-lookup (st failure)
+  "Settle ST as `netproc--failed-at-once' does, unless ST was deleted.
+FAILURE is as for that function."
+  (when (eq (netproc--st-status st) 'connect)
+    (netproc--failed-at-once st failure)))
+
+(defun netproc--check-before-lookup (st args)
+  "Signal at once for what Emacs would find wrong with ST after its lookup.
+ARGS are its arguments.  Emacs sets the options of a :nowait connect to
+a host when the lookup is done, then looks at its :coding: inside its
+event loop, where it signals from whatever call waits and leaves the
+process in `connect' for ever.  Here the call itself signals."
+  (unless (netproc--datagram-p st)
+    (netproc--check-option-values st))
+  (when (plist-member args :coding)
+    (condition-case err
+        (netproc--check-coding (plist-get args :coding))
+      (error
+       (netproc--forget (netproc--st-proc st))
+       (signal (car err) (cdr err))))))
+
 (defun netproc--fail-lookup (st message)
   "Settle ST as a name lookup that failed with MESSAGE.
-Blocking: signal Emacs's error.  :nowait: the status becomes `failed'
-with no sentinel, as in Emacs."
+Blocking: signal Emacs's error.  :nowait: Emacs starts the lookup and
+finds that it failed at its next wait, so the status stays `connect'
+until then, and becomes `failed' with no sentinel."
   (let ((proc (netproc--st-proc st)))
     (if (netproc--st-nowait st)
         (progn
           (netproc--forget-events proc)
-          (setf (netproc--st-status st) 'failed
-                (netproc--st-exit-status st)
-                (format "Name lookup of %s failed" (netproc--st-host st))))
+          (run-at-time 0 nil #'netproc--lookup-failed st))
       (netproc--forget proc)
       (error "%s/%s %s" (netproc--st-host st) (netproc--st-portstring st)
              message))))
+
+(defun netproc--lookup-failed (st)
+  "Make ST's status that of a failed name lookup, unless ST was deleted."
+  (when (eq (netproc--st-status st) 'connect)
+    (setf (netproc--st-status st) 'failed
+          (netproc--st-exit-status st)
+          (format "Name lookup of %s failed" (netproc--st-host st)))))
 
 (defun netproc--await-connect (st)
   "Wait until ST's blocking connect has an outcome; signal if it failed.
@@ -416,31 +523,25 @@ A quit cancels the connect."
     (when (and lookup-error (not (plist-get args :nowait)))
       (error "%s/%s %s" (plist-get target :host)
              (plist-get target :portstring) lookup-error))
-    (when (and (plist-get args :nowait) (plist-member args :coding))
-      ;; Emacs would find a bad :coding inside its event loop, once the
-      ;; asynchronous connect is done; here the call itself says so.
-      (netproc--check-coding (plist-get args :coding)))
     (netproc--ensure-engine)
     (let ((st (netproc--setup args target)))
       (cond
+       ;; Emacs never gets to the options or :coding of a failed lookup.
        (lookup-error (netproc--fail-lookup st lookup-error))
        ((plist-get args :server)
         (netproc--start-server st args target)
         (netproc--check-coding-after-connect st args))
+       ((and (netproc--st-nowait st) (netproc--socket-refused-p args target))
+        (netproc--refuse-socket st target))
+       ((and (netproc--st-nowait st) (netproc--literal-p target))
+        (netproc--start-connect st target)
+        ;; Emacs looks at :coding once the connect is under way, not
+        ;; when it failed at once.
+        (when (eq (netproc--st-status st) 'connect)
+          (netproc--check-coding-after-connect st args)))
        ((netproc--st-nowait st)
-        (unless (netproc--datagram-p st)
-          (netproc--check-option-values st))
-        (if (and (plist-get target :path)
-                 ;; A datagram client connects to nothing.
-                 (not (netproc--datagram-p st))
-                 (not (file-exists-p (plist-get target :path))))
-            ;; Emacs connects a Unix socket at once even with :nowait,
-            ;; and a missing path makes the status `file-missing' before
-            ;; it returns.
-            (netproc--on-failed
-             (netproc--st-proc st) st
-             (list netproc--enoent (netproc--strerror netproc--enoent) nil))
-          (netproc--start-connect st target)))
+        (netproc--check-before-lookup st args)
+        (netproc--start-connect st target))
        (t
         (netproc--start-connect st target)
         (netproc--await-connect st)

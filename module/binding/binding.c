@@ -287,8 +287,12 @@ literal_address (const char *host, int family, guint16 port,
    With NOW t, a numeric address or a socket path is connected at once: the
    result is then [HANDLE TYPE PAYLOAD], the OPEN or FAILED event (HANDLE
    nil for FAILED), or the handle alone if the connect is still going.
-   With NOW `soon', such an address is tried at once without waiting, and
-   events follow as without NOW: the handle, or nil if it failed at once.
+   With NOW 0, as Emacs does for a :nowait connect to such an address: the
+   socket is made, its options set and the connect started here, with no
+   wait; a failure there is the result, an OPEN is always an event.
+   With NOW `soon', for a :nowait connect to a numeric host, which Emacs
+   would look up first: tried here at once without waiting, and whatever
+   comes of it follows as an event; the handle, or nil if it failed.
    OPTIONS, nil or [OPTION VALUE ...], go on each socket made.  */
 static emacs_value
 Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
@@ -364,9 +368,21 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       return conn ? make_handle (env, conn) : np_sym.nil;
     }
 
+  int timeout_ms = CONNECT_NOW_MS;
+  if (!env->eq (env, args[6], np_sym.t))
+    {
+      intmax_t now;
+      if (!integer_arg (env, args[6], &now))
+        return np_sym.nil;
+      if (now != 0)
+        return np_error (env, "NOW must be nil, t or 0");
+      timeout_ms = 0;
+      spec.open_later = TRUE;
+    }
+
   NpEvent *outcome = NULL;
   NpConn *conn = np_engine_connect_now (engine, (guint64) id, &spec,
-                                        CONNECT_NOW_MS, &outcome);
+                                        timeout_ms, &outcome);
   emacs_value handle = conn ? make_handle (env, conn) : np_sym.nil;
   if (!outcome)
     return handle;

@@ -183,6 +183,11 @@ typedef struct
   int type;
   /* SOCK_DGRAM, SOCK_SEQPACKET: truncate to this; 0 = no limit */
   gsize datagram_max;
+  /* np_engine_connect_now(), a stream: a connect that succeeds at once
+     is reported as one that took time, by an OPEN event, never as the
+     outcome.  For a caller that must not see the connection open before
+     it next waits (Emacs's :nowait).  */
+  gboolean open_later;
 } NpConnectSpec;
 
 /* Limits that shape flow control; all in bytes.  */
@@ -242,7 +247,11 @@ void np_engine_ring (NpEngine *engine);
    event it would have queued (free it with np_event_free()), and the
    return value the connection, or NULL when it failed.  Not settled:
    *OUTCOME is NULL, and the engine goes on as after np_engine_connect(),
-   its OPEN or FAILED event to come.  */
+   its OPEN or FAILED event to come; so too when it connected at once and
+   SPEC asks for the OPEN later.  With TIMEOUT_MS 0, the socket is made,
+   its options are set and the connect is started, with no look at how it
+   goes: what fails there (an option, a Unix socket's connect) is the
+   outcome, and a connect in progress is the engine's to report.  */
 NpConn *np_engine_connect_now (NpEngine *engine, guint64 id,
                                const NpConnectSpec *spec, int timeout_ms,
                                NpEvent **outcome);

@@ -128,6 +128,8 @@ event_addresses (NpEvent *event, int fd, const NpTarget *remote)
     event->remote_len = 0;
 }
 
+static int connect_wait (int fd, int timeout_ms);
+
 /* connect() on this thread; waits up to TIMEOUT_MS for a connect in
    progress.  Returns 0 when connected, EINPROGRESS when still going, or
    the errno of the failure.  */
@@ -138,7 +140,18 @@ connect_here (int fd, const NpTarget *target, int timeout_ms)
     return 0;
   if (errno != EINPROGRESS)
     return errno;
+  /* No time: not even a look, whose answer would depend on how fast the
+     peer answered (loopback refuses before the look).  */
+  if (timeout_ms <= 0)
+    return EINPROGRESS;
+  return connect_wait (fd, timeout_ms);
+}
 
+/* Waits up to TIMEOUT_MS (0: a look) for FD's connect in progress to
+   settle.  Returns as connect_here() does.  */
+static int
+connect_wait (int fd, int timeout_ms)
+{
   /* Signals interrupt the wait; each retry waits only for what is left,
      so a steady stream of them cannot keep the caller here.  */
   struct pollfd pfd = { .fd = fd, .events = POLLOUT };
@@ -244,7 +257,16 @@ connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
         }
       /* A datagram client is not connected: open as it is.  */
       if (!conn->datagram)
-        err = connect_here (fd, &target, timeout_ms);
+        {
+          err = connect_here (fd, &target, timeout_ms);
+          /* Queued, the outcome may be whatever a look finds now:
+             nobody sees it before the next wait, as if it took time.  */
+          if (err == EINPROGRESS && queue)
+            err = connect_wait (fd, 0);
+          /* The engine finds the socket writable and reports the OPEN.  */
+          if (err == 0 && spec->open_later)
+            err = EINPROGRESS;
+        }
     }
 
   if (err == EINPROGRESS)

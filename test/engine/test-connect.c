@@ -561,6 +561,45 @@ test_now_unix_missing (void)
   t_rmdir (dir);
 }
 
+/* OPEN_LATER with no wait: a Unix socket connects at once, yet the
+   outcome is only the handle, and the OPEN comes as an event, the same
+   one the engine's own connect queues.  */
+static void
+test_now_open_later (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  char *dir = t_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "sock", NULL);
+  int lfd = t_listen_unix (path);
+
+  NpConnectSpec spec = { .family = AF_UNIX, .path = path,
+                         .open_later = TRUE };
+  NpEvent *outcome = NULL;
+  NpConn *conn = np_engine_connect_now (h.engine, 6, &spec, 0, &outcome);
+  T_ASSERT (conn != NULL);
+  T_ASSERT (outcome == NULL);
+  NpEvent *open = th_wait (&h, 6, NP_EVENT_OPEN, WAIT_MS);
+  T_EQ (AF_UNIX, open->remote.ss_family);
+  T_STREQ (path, ((struct sockaddr_un *) &open->remote)->sun_path);
+  int peer = t_accept (lfd, WAIT_MS);
+  assert_local_is_peer_of (open, peer);
+  settle (&h);
+  T_EQ (1, th_count (&h, 6, NP_EVENT_OPEN));
+
+  T_EQ (0, np_conn_send (conn, "ping", 4));
+  char buf[4];
+  T_EQ (4, t_read_full (peer, buf, 4, WAIT_MS));
+  T_ASSERT (memcmp (buf, "ping", 4) == 0);
+
+  close_quietly (&h, conn, 6);
+  assert_eof (peer);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+  t_rmdir (dir);
+}
+
 /* A path that does not fit in sun_path is not a literal address: it goes
    the engine's way, which fails it with an event.  */
 static void
@@ -1114,6 +1153,7 @@ main (int argc, char **argv)
     { "connect-now/tcp-refused", test_now_tcp_refused },
     { "connect-now/unix-open", test_now_unix_open },
     { "connect-now/unix-missing", test_now_unix_missing },
+    { "connect-now/open-later", test_now_open_later },
     { "connect-now/unix-path-too-long", test_now_unix_path_too_long },
     { "connect-now/pending-then-open", test_now_pending_then_open },
     { "connect-now/pending-then-close", test_now_pending_then_close },
