@@ -7,7 +7,7 @@
      4 fixnum, 8 bytes (signed)       5 bignum (next byte: its sign)
      6 float, 8 bytes                 7 symbol, 1 byte: see the table
      8 unibyte string, 1 length byte, then the bytes
-     9 unibyte string, 2 length bytes, then the bytes
+     9 unibyte string, 2 length bytes (at most 4096), then the bytes
     10 multibyte string: as 8, its bytes made valid UTF-8
     11 multibyte string holding raw bytes: as 8
     12 vector, 1 length byte, then the elements
