@@ -7,6 +7,8 @@
 #   make bench      the builtin against netproc in one run: bench/results/
 #                   (BENCH_QUICK=1 for a smoke run, BENCH_ROUNDS=N)
 #   make bench-compat  what netproc-compat-mode costs builtin processes
+#   make fuzz       each libFuzzer target of test/fuzz/ for FUZZ_SECONDS
+#                   (default 60): build/fuzz/summary.md
 
 EMACS   ?= emacs
 CC      ?= gcc
@@ -33,7 +35,26 @@ TEST_HELPERS_SRC = $(filter-out $(ENGINE_TESTS_SRC),$(wildcard test/engine/*.c))
 DEBIAN_PACKAGES = emacs-nox libglib2.0-dev pkg-config gcc make socat binutils \
                   nginx-light elpa-websocket tmux
 
-.PHONY: all deps check check-engine check-lisp sanitize demo bench bench-compat clean
+# Fuzz targets, test/fuzz/fuzz-*.c: each built with libFuzzer for
+# `make fuzz', and with gcc around test/fuzz/replay.c for `make check'.
+FUZZ_CC      = /usr/bin/clang
+FUZZ_SECONDS ?= 60
+# clang is /usr/bin/clang; libclang-rt-14-dev has libFuzzer's runtime.
+FUZZ_PACKAGES = clang libclang-rt-14-dev
+FUZZ_NAMES   = $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz-*.c))
+FUZZ_HELPERS_SRC = test/fuzz/fake-env.c test/fuzz/fake-lisp.c test/fuzz/lisp-gen.c
+FUZZ_DEPS    = $(ENGINE_SRC) $(BINDING_SRC) $(ENGINE_HDR) $(BINDING_HDR) \
+               $(FUZZ_HELPERS_SRC) $(wildcard test/fuzz/*.h)
+FUZZ_FLAGS   = -std=gnu11 $(WARN) -O1 -g -fno-omit-frame-pointer \
+               -Imodule -Imodule/engine -Imodule/binding -Itest/fuzz \
+               $(GLIB_CFLAGS)
+FUZZ_LINK    = $(FUZZ_HELPERS_SRC) $(ENGINE_SRC) $(BINDING_SRC) \
+               $(GLIB_LIBS) -lpthread
+FUZZ_BINS    = $(patsubst %,build/fuzz/%,$(FUZZ_NAMES))
+FUZZ_REPLAY_BINS = $(patsubst %,build/fuzz-replay/%,$(FUZZ_NAMES))
+
+.PHONY: all deps fuzz-deps check check-engine check-fuzz-replay check-lisp \
+        sanitize fuzz demo bench bench-compat clean
 
 LISP_ELC = $(patsubst %.el,%.elc,$(wildcard lisp/*.el))
 
@@ -48,15 +69,24 @@ lisp/%.elc: lisp/%.el $(wildcard lisp/*.el) $(MODULE)
 	  --eval '(setq byte-compile-error-on-warn t load-prefer-newer t)' \
 	  -f batch-byte-compile $<
 
-# Installs what is missing, nothing else; CI has no terminal.
-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+# Installs what is missing of the packages $(1), nothing else; CI has no
+# terminal.
+define install-missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
 	    || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
+endef
+
+deps:
+	$(call install-missing,$(DEBIAN_PACKAGES))
+
+# Only `make fuzz' needs clang and libFuzzer's runtime.
+fuzz-deps:
+	$(call install-missing,$(FUZZ_PACKAGES))
 
 # Engine tests: plain build, one binary per test file.
 build/engine/%: test/engine/%.c $(ENGINE_SRC) $(ENGINE_HDR) $(TEST_HELPERS_SRC)
@@ -73,6 +103,10 @@ check: deps
 check-engine: $(ENGINE_TEST_BINS)
 	@test/run-engine-tests.sh $(ENGINE_TEST_BINS)
 
+# The fuzz targets' kept inputs, replayed: see test/fuzz/replay.c.
+check-fuzz-replay: $(FUZZ_REPLAY_BINS)
+	@G_SLICE=always-malloc test/run-engine-tests.sh $(FUZZ_REPLAY_BINS)
+
 check-lisp: all build/sockopt-peek build/dgram-peer
 	@test/run-lisp-tests.sh
 
@@ -88,6 +122,23 @@ build/sockopt-peek: test/sockopt-peek.c
 
 sanitize: deps
 	@test/run-sanitized.sh
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) test/run-fuzz.sh $(FUZZ_NAMES)
+
+# With ASan and UBSan, as the fuzzers have them, so that a replayed
+# input that once overflowed a buffer fails again if it does again.
+build/fuzz-replay/%: test/fuzz/%.c test/fuzz/replay.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_FLAGS) -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined -DFUZZ_TARGET='"$*"' \
+	  -o $@ $< test/fuzz/replay.c $(FUZZ_LINK)
+
+build/fuzz/%: test/fuzz/%.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_LINK)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -166,6 +166,8 @@ FILTER replaces the recording filter."
      :set-bad
      (set-process-datagram-address srv [0 0 0 0 0 0 0 1 9])
      (set-process-datagram-address srv "/tmp/none")
+     ;; As long as an IPv4 address, and no more one.
+     (set-process-datagram-address srv "/tmp/x1234567")
      (set-process-datagram-address srv 42)
      (set-process-datagram-address srv '(2 . [0 0 127 0 0 1]))
      (set-process-datagram-address srv (cons 2 (make-vector 200 0)))

@@ -468,6 +468,32 @@ ARGLIST must be ().  DOCSTRING documents the test."
     (delete-process a2)
     (netproc-test-server-wait-gone c2)))
 
+(netproc-test-server-deftest netproc-test-server-local-path-bytes ()
+  "A Unix socket server at a path that is no UTF-8: its addresses are bytes.
+Such a path reaches the drain with every connection accepted there."
+  (let* ((path (string-to-unibyte
+                (concat (expand-file-name "sock" (netproc-test-tmpdir))
+                        "\377")))
+         (srv (make-network-process
+               :name "lsrv" :server t :family 'local :service path
+               :sentinel #'netproc-test-server-sentinel))
+         (c1 (make-network-process :name "lc1" :family 'local :service path
+                                   :filter #'netproc-test-server-filter))
+         (a1 (netproc-test-server-accepted "lsrv" 0)))
+    (netproc-test-server-note :local
+                              (equal (process-contact srv :local) path)
+                              (multibyte-string-p
+                               (process-contact srv :local)))
+    (netproc-test-server-contacts "server" srv)
+    (netproc-test-server-contacts "accepted" a1)
+    (process-send-string c1 "one")
+    (netproc-test-wait-for
+     (equal (with-current-buffer (process-buffer a1) (buffer-string))
+            "one"))
+    (delete-process c1)
+    (netproc-test-server-wait-gone a1)
+    (delete-process srv)))
+
 ;;;; Accepted connections
 
 (netproc-test-server-deftest netproc-test-server-buffers ()

@@ -36,6 +36,7 @@ run_suite() {
 }
 
 run_suite "engine (C)" make --no-print-directory check-engine
+run_suite "fuzz replay (C)" make --no-print-directory check-fuzz-replay
 run_suite "lisp (ERT)" make --no-print-directory check-lisp
 
 echo "$passed passed, $failed failed"

@@ -132,9 +132,8 @@ handle_finalize (void *ptr) EMACS_NOEXCEPT
   g_free (handle);
 }
 
-/* A new handle that owns a reference to CONN.  */
-static emacs_value
-make_handle (emacs_env *env, NpConn *conn)
+emacs_value
+np_make_handle (emacs_env *env, NpConn *conn)
 {
   NpHandle *handle = g_new (NpHandle, 1);
   handle->conn = conn;
@@ -247,10 +246,6 @@ socktype_arg (emacs_env *env, emacs_value type, int *socktype)
   return true;
 }
 
-/* (netproc--connect ID FAMILY HOST PORT PATH REMOTE): exactly one of HOST
-   (with PORT), PATH and REMOTE is non-nil.  */
-static emacs_value event_payload (emacs_env *env, NpEvent *ev);
-
 /* HOST as a numeric address of FAMILY (or any, for AF_UNSPEC) with PORT,
    into SS; FALSE for a name to look up.  */
 static gboolean
@@ -361,11 +356,11 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     }
 
   if (!env->is_not_nil (env, args[6]))
-    return make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
+    return np_make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
   if (env->eq (env, args[6], np_sym.soon))
     {
       NpConn *conn = np_engine_connect_soon (engine, (guint64) id, &spec);
-      return conn ? make_handle (env, conn) : np_sym.nil;
+      return conn ? np_make_handle (env, conn) : np_sym.nil;
     }
 
   int timeout_ms = CONNECT_NOW_MS;
@@ -375,7 +370,7 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       if (!integer_arg (env, args[6], &now))
         return np_sym.nil;
       if (now != 0)
-        return np_error (env, "NOW must be nil, t or 0");
+        return np_error (env, "NOW must be nil, t, 0 or soon");
       timeout_ms = 0;
       spec.open_later = TRUE;
     }
@@ -383,13 +378,13 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   NpEvent *outcome = NULL;
   NpConn *conn = np_engine_connect_now (engine, (guint64) id, &spec,
                                         timeout_ms, &outcome);
-  emacs_value handle = conn ? make_handle (env, conn) : np_sym.nil;
+  emacs_value handle = conn ? np_make_handle (env, conn) : np_sym.nil;
   if (!outcome)
     return handle;
   emacs_value items[3] = {
     handle,
     env->make_integer (env, outcome->type),
-    event_payload (env, outcome),
+    np_event_payload (env, outcome),
   };
   np_event_free (outcome);
   return env->funcall (env, np_sym.vector, 3, items);
@@ -474,7 +469,7 @@ Flisten (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       return env->funcall (env, np_sym.vector, 4, items);
     }
   emacs_value pair[2] = {
-    make_handle (env, conn),
+    np_make_handle (env, conn),
     np_sockaddr_to_lisp (env, (struct sockaddr *) &bound, bound_len),
   };
   return env->funcall (env, np_sym.cons, 2, pair);
@@ -618,76 +613,6 @@ Fclose (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
    so one module call serves a whole wake-up.  */
 
 static emacs_value
-event_payload (emacs_env *env, NpEvent *ev)
-{
-  switch (ev->type)
-    {
-    case NP_EVENT_OPEN:
-      {
-        emacs_value pair[2] = {
-          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->local,
-                               ev->local_len),
-          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
-                               ev->remote_len),
-        };
-        return env->funcall (env, np_sym.cons, 2, pair);
-      }
-    case NP_EVENT_DATA:
-      {
-        emacs_value bytes
-          = env->make_unibyte_string (env, (const char *) ev->data,
-                                      (ptrdiff_t) ev->len);
-        if (ev->datagram_len == 0)
-          return bytes;
-        /* A datagram: (BYTES . SENDER), the sender's raw address for
-           `netproc--datagram-received' to apply when BYTES reach the
-           filter.  */
-        emacs_value pair[2] = {
-          bytes,
-          env->make_unibyte_string (env, (const char *) &ev->remote,
-                                    (ptrdiff_t) ev->remote_len),
-        };
-        return env->funcall (env, np_sym.cons, 2, pair);
-      }
-    case NP_EVENT_FAILED:
-      {
-        const char *msg = ev->message ? ev->message : g_strerror (ev->code);
-        emacs_value items[6] = {
-          env->make_integer (env, ev->code),
-          env->make_string (env, msg, strlen (msg)),
-          ev->resolve_error ? np_sym.t : np_sym.nil,
-          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->local,
-                               ev->local_len),
-          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
-                               ev->remote_len),
-          ev->option_failed ? env->make_integer (env, ev->option_index)
-                            : np_sym.nil,
-        };
-        return env->funcall (env, np_sym.list, 6, items);
-      }
-    case NP_EVENT_CLOSED:
-    case NP_EVENT_ACCEPT_FAILED:
-      return env->make_integer (env, ev->code);
-    case NP_EVENT_ACCEPTED:
-      {
-        /* The handle takes the event's reference.  */
-        emacs_value items[4] = {
-          make_handle (env, g_steal_pointer (&ev->accepted)),
-          env->make_integer (env, (intmax_t) ev->accepted_id),
-          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->local,
-                               ev->local_len),
-          np_sockaddr_to_lisp (env, (const struct sockaddr *) &ev->remote,
-                               ev->remote_len),
-        };
-        return env->funcall (env, np_sym.list, 4, items);
-      }
-    case NP_EVENT_WRITABLE:
-    default:
-      return np_sym.nil;
-    }
-}
-
-static emacs_value
 Fdrain (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) args; (void) data;
@@ -701,7 +626,7 @@ Fdrain (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
       NpEvent *ev = drain_buffer[i];
       items[3 * i] = env->make_integer (env, (intmax_t) ev->id);
       items[3 * i + 1] = env->make_integer (env, ev->type);
-      items[3 * i + 2] = event_payload (env, ev);
+      items[3 * i + 2] = np_event_payload (env, ev);
     }
   /* The events are Lisp data now; free them even if making it failed.  */
   for (guint i = 0; i < n; i++)

@@ -41,6 +41,8 @@ bool np_pending (emacs_env *env);
 /* The connection of handle V, or NULL: with wrong-type-argument signalled
    when V is not a handle, silently when its engine is gone.  */
 NpConn *np_conn_arg (emacs_env *env, emacs_value v);
+/* A new handle that owns a reference to CONN.  binding.c.  */
+emacs_value np_make_handle (emacs_env *env, NpConn *conn);
 /* Define the Lisp function NAME of ARITY arguments.  */
 void np_defun (emacs_env *env, const char *name, ptrdiff_t arity,
                emacs_value (*fn) (emacs_env *, ptrdiff_t, emacs_value *,
@@ -61,6 +63,13 @@ emacs_value np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
 bool np_lisp_to_any_sockaddr (emacs_env *env, emacs_value address,
                               struct sockaddr_storage *out,
                               socklen_t *out_len, int *family);
+
+/* The payload of EV as Lisp data: (LOCAL . REMOTE) for OPEN, the bytes
+   (or (BYTES . SENDER) for a datagram) for DATA, (CODE MESSAGE
+   RESOLVE-ERROR LOCAL REMOTE OPTION-INDEX) for FAILED, the code for
+   CLOSED and ACCEPT_FAILED, (HANDLE ID LOCAL REMOTE) for ACCEPTED (the
+   handle takes EV's reference), nil otherwise.  lisp-event.c.  */
+emacs_value np_event_payload (emacs_env *env, NpEvent *ev);
 
 /* The datagram functions.  lisp-datagram.c.  */
 void np_datagram_defuns (emacs_env *env);

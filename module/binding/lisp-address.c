@@ -205,7 +205,10 @@ np_sockaddr_to_lisp (emacs_env *env, const struct sockaddr *sa,
         socklen_t offset = offsetof (struct sockaddr_un, sun_path);
         size_t max = len > offset ? len - offset : 0;
         size_t n = strnlen (sun->sun_path, max);
-        return env->make_string (env, sun->sun_path, n);
+        /* Bytes, as the builtin's: a path is whatever the file system
+           took, and make_string would signal for one that is not UTF-8,
+           in the middle of a drain.  */
+        return env->make_unibyte_string (env, sun->sun_path, n);
       }
     default:
       {

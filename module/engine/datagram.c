@@ -87,13 +87,17 @@ np_conn_set_datagram_address (NpConn *conn, const struct sockaddr *addr,
   struct sockaddr_storage copy;
   memcpy (&copy, addr, len);
 
+  /* The builtin's test is the size alone, and the size it gives a Unix
+     address is a whole sockaddr_un's, whatever the path: a path fits a
+     Unix socket, however long, and no other, however short.  Its real
+     length varies with the path, and may happen to be an inet
+     socket's.  */
+  socklen_t size = addr->sa_family == AF_UNIX
+                   ? (socklen_t) sizeof (struct sockaddr_un) : len;
+
   pthread_mutex_lock (&conn->out_lock);
-  /* The builtin's test is the length alone, which fits inet addresses;
-     Unix paths are as long as they are, so the family counts too.  */
   gboolean ok = conn->datagram_addr_len > 0
-                && (len == conn->datagram_addr_len
-                    || (conn->family != AF_UNSPEC
-                        && addr->sa_family == conn->family));
+                && size == conn->datagram_addr_len;
   if (ok)
     set_address_locked (conn, &copy, len);
   pthread_mutex_unlock (&conn->out_lock);

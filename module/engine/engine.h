@@ -358,9 +358,10 @@ gboolean np_conn_datagram_address (NpConn *conn,
 
 /* Sets CONN's datagram address, as `set-process-datagram-address':
    refused (FALSE, nothing changed) for a stream conn, a conn with no
-   address yet, or an address whose length differs from the current one
-   unless its family is the socket's (Unix paths vary in length).  Any
-   thread; the next datagram sent goes there.  */
+   address yet, or an address whose size differs from the current
+   one's, a Unix address's size being a whole sockaddr_un's whatever
+   its LEN, as the builtin counts it.  Any thread; the next datagram
+   sent goes there.  */
 gboolean np_conn_set_datagram_address (NpConn *conn,
                                        const struct sockaddr *addr,
                                        socklen_t len);

@@ -555,6 +555,56 @@ test_server_unix (void)
   t_rmdir (dir);
 }
 
+/* What an address must be to be taken, as the builtin counts it: the
+   socket's size, a whole sockaddr_un for any Unix path.  A path whose
+   real length is an inet socket's is still no inet address, and the
+   length of the address set stays the socket's.  */
+static void
+test_set_address_sizes (void)
+{
+  char *dir = t_tmpdir ();
+  THarness h;
+  th_init (&h, NULL);
+  struct sockaddr_storage at, bound;
+  socklen_t at_len = t_loopback (AF_INET, 0, &at), bound_len = 0;
+  NpConn *udp = server_open (&h, 1, &at, at_len, 0, &bound, &bound_len);
+  g_autofree char *spath = g_build_filename (dir, "srv", NULL);
+  socklen_t uat_len = t_unix_address (spath, &at);
+  NpConn *unix_srv = server_open (&h, 2, &at, uat_len, 0, &bound,
+                                  &bound_len);
+
+  /* 13 bytes and a NUL after the family field: 16, an IPv4 address's.  */
+  struct sockaddr_storage path16, got;
+  socklen_t path16_len = t_unix_address ("/tmp/x1234567", &path16), got_len;
+  T_EQ (sizeof (struct sockaddr_in), path16_len);
+  T_ASSERT (!np_conn_set_datagram_address (udp, (struct sockaddr *) &path16,
+                                           path16_len));
+  np_conn_datagram_address (udp, &got, &got_len);
+  T_EQ (sizeof (struct sockaddr_in), got_len);
+  T_EQ (0, got.ss_family);
+
+  /* Any path fits the Unix socket, and its length stays.  */
+  T_ASSERT (np_conn_set_datagram_address (unix_srv,
+                                          (struct sockaddr *) &path16,
+                                          path16_len));
+  np_conn_datagram_address (unix_srv, &got, &got_len);
+  T_EQ (sizeof (struct sockaddr_un), got_len);
+  T_STREQ ("/tmp/x1234567", ((struct sockaddr_un *) &got)->sun_path);
+  struct sockaddr_storage v4;
+  socklen_t v4_len = t_loopback (AF_INET, 9, &v4);
+  T_ASSERT (!np_conn_set_datagram_address (unix_srv, (struct sockaddr *) &v4,
+                                           v4_len));
+  T_ASSERT (np_conn_set_datagram_address (udp, (struct sockaddr *) &v4,
+                                          v4_len));
+
+  np_conn_close (udp);
+  np_conn_unref (udp);
+  np_conn_close (unix_srv);
+  np_conn_unref (unix_srv);
+  th_free (&h);
+  t_rmdir (dir);
+}
+
 /* IPv6 server, and the address is free again once close returns.  */
 static void
 test_server_ipv6_rebind (void)
@@ -949,6 +999,7 @@ main (int argc, char **argv)
     { "datagram/server-two-peers", test_server_two_peers },
     { "datagram/server-unix", test_server_unix },
     { "datagram/server-ipv6-rebind", test_server_ipv6_rebind },
+    { "datagram/set-address-sizes", test_set_address_sizes },
     { "datagram/truncate", test_truncate },
     { "datagram/whole-by-default", test_whole_by_default },
     { "datagram/empty-datagram-closes", test_empty_datagram_closes },
