@@ -673,6 +673,49 @@ Fsync (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return np_sym.t;
 }
 
+/* (netproc--test-resolver MODE CODE MESSAGE): a test hook, see
+   test-resolver.c.  MODE nil or `system', `stall' or `fail'; CODE, for
+   `fail', nil or `not-found', `temporary-failure' or `internal';
+   MESSAGE nil or gai_strerror()'s text.  */
+static emacs_value
+Ftest_resolver (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+                void *data)
+{
+  (void) nargs; (void) data;
+  if (!engine_running (env))
+    return np_sym.nil;
+
+  NpResolverMode mode;
+  if (!env->is_not_nil (env, args[0])
+      || env->eq (env, args[0], env->intern (env, "system")))
+    mode = NP_RESOLVER_SYSTEM;
+  else if (env->eq (env, args[0], env->intern (env, "stall")))
+    mode = NP_RESOLVER_STALL;
+  else if (env->eq (env, args[0], env->intern (env, "fail")))
+    mode = NP_RESOLVER_FAIL;
+  else
+    return np_error (env, "Unknown test resolver mode");
+
+  NpResolveError code;
+  if (!env->is_not_nil (env, args[1])
+      || env->eq (env, args[1], env->intern (env, "not-found")))
+    code = NP_RESOLVE_NOT_FOUND;
+  else if (env->eq (env, args[1], env->intern (env, "temporary-failure")))
+    code = NP_RESOLVE_TEMPORARY_FAILURE;
+  else if (env->eq (env, args[1], env->intern (env, "internal")))
+    code = NP_RESOLVE_INTERNAL;
+  else
+    return np_error (env, "Unknown resolver error code");
+
+  g_autofree char *message = NULL;
+  if (env->is_not_nil (env, args[2])
+      && !(message = string_arg (env, args[2], NULL)))
+    return np_sym.nil;
+
+  np_engine_set_resolver (engine, mode, code, message);
+  return np_sym.t;
+}
+
 /* Small services for the Lisp side.  */
 
 static emacs_value
@@ -822,6 +865,14 @@ emacs_module_init (struct emacs_runtime *runtime)
   np_defun (env, "netproc--sync", 0, Fsync,
          "Return t once the engine thread has run every earlier command.\n"
          "Return nil when no engine runs.");
+  np_defun (env, "netproc--test-resolver", 3, Ftest_resolver,
+         "A test hook: look names up as MODE says from now on.\n"
+         "MODE nil or `system' is GIO's resolver; `stall' never answers,\n"
+         "a lookup ending only when cancelled; `fail' answers every name\n"
+         "with the error CODE (nil or `not-found', `temporary-failure',\n"
+         "`internal') and MESSAGE (nil: \"Name or service not known\").\n"
+         "Numeric addresses and \"localhost\" never reach a resolver.\n"
+         "Return t; signal an error when no engine runs.");
   np_defun (env, "netproc--service-port", 1, Fservice_port,
          "Return the TCP port of service NAME, or nil.");
   np_defun (env, "netproc--strerror", 1, Fstrerror,

@@ -221,6 +221,30 @@ void np_engine_queue_stats (NpEngine *engine, NpQueueStats *stats);
    proof that it is not stuck.  */
 void np_engine_sync (NpEngine *engine);
 
+/* A test hook (test-resolver.c): how the engine looks names up.  */
+typedef enum
+{
+  NP_RESOLVER_SYSTEM,     /* GIO's default resolver, as at start */
+  NP_RESOLVER_STALL,      /* never answers; a lookup ends when cancelled */
+  NP_RESOLVER_FAIL,       /* answers every name with an error */
+} NpResolverMode;
+
+/* The errors NP_RESOLVER_FAIL gives: GIO's GResolverError values.  */
+typedef enum
+{
+  NP_RESOLVE_NOT_FOUND,
+  NP_RESOLVE_TEMPORARY_FAILURE,
+  NP_RESOLVE_INTERNAL,
+} NpResolveError;
+
+/* Look names up as MODE says from now on; for NP_RESOLVER_FAIL, fail
+   with CODE and MESSAGE, gai_strerror()'s text (NULL for "Name or
+   service not known").  Lookups under way keep their resolver.
+   Returns once the engine thread has switched; never call it on that
+   thread.  */
+void np_engine_set_resolver (NpEngine *engine, NpResolverMode mode,
+                             NpResolveError code, const char *message);
+
 /* Start the engine thread.  WAKE_FD is not closed by the engine; it is made
    close-on-exec and non-blocking.  Returns NULL and sets ERROR on failure.  */
 NpEngine *np_engine_new (int wake_fd, const NpLimits *limits, GError **error);

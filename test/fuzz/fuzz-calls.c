@@ -58,6 +58,7 @@ static const struct
   { "netproc--ring", 0, NIL },
   { "netproc--queue-stats", 0, NIL },
   { "netproc--sync", 0, NIL },
+  { "netproc--test-resolver", 3, NEEDS_ENGINE },
   { "netproc--service-port", 1, SERVICE_PORT },
   { "netproc--strerror", 1, STRERROR },
   { "netproc--datagram-received", 2, CONN },
