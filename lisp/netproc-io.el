@@ -44,13 +44,13 @@
       (let ((st (gethash proc netproc--states)))
         (cond
          ((eq type netproc--event-data)
-          (if (netproc--holding-p st)
+          (if (netproc--keeping-p st)
               (push (cons type payload) (netproc--st-held st))
             (netproc--deliver proc st payload)))
          ((eq type netproc--event-open) (netproc--on-open proc st payload))
          ((eq type netproc--event-failed) (netproc--on-failed proc st payload))
          ((eq type netproc--event-closed)
-          (if (netproc--holding-p st)
+          (if (netproc--keeping-p st)
               (push (cons type payload) (netproc--st-held st))
             (netproc--on-closed proc st)))
          ((eq type netproc--event-accepted)
@@ -152,20 +152,40 @@ A server only stops accepting when stopped: with filter t it accepts."
   (or (netproc--st-stopped st)
       (and (not (netproc--st-server st)) (eq (netproc--st-filter st) t))))
 
+(defun netproc--waiting-p (st)
+  "Non-nil when input for ST must wait to reach its filter.
+While it is held (`netproc--holding-p'); while the call that makes it
+still waits for its blocking connect, because Emacs reads nothing of a
+connection before that call has returned, and its caller has not yet
+had the chance to set a filter (a connect by name opens on the engine
+thread, whose first data can come in the same drain as the opening)."
+  (or (netproc--holding-p st) (netproc--st-blocking st)))
+
+(defun netproc--keeping-p (st)
+  "Non-nil when input for ST is to be held, not given to its filter.
+While it must wait (`netproc--waiting-p'), and while earlier input is
+still held, which must come first."
+  (or (netproc--waiting-p st) (netproc--st-held st)))
+
+(defun netproc--release-held-soon (st)
+  "Deliver ST's held input at Emacs's next wait, unless it must wait still.
+As Emacs reads a connection then: after the call that made it returned,
+or after `continue-process'."
+  (when (and (netproc--st-held st) (not (netproc--waiting-p st)))
+    (run-at-time 0 nil #'netproc--release-held (netproc--st-proc st))))
+
 (defun netproc--update-reading (st)
   "Tell the engine whether to read ST's socket; release held input."
   (let ((holding (netproc--holding-p st)))
     (when (netproc--st-conn st)
       (netproc--set-paused (netproc--st-conn st) holding))
-    (when (and (not holding) (netproc--st-held st))
-      ;; Deliver what was held when Emacs next waits, as Emacs reads a
-      ;; resumed process then, not inside `continue-process'.
-      (run-at-time 0 nil #'netproc--release-held (netproc--st-proc st)))))
+    (unless holding
+      (netproc--release-held-soon st))))
 
 (defun netproc--release-held (proc)
-  "Deliver the input held for PROC while it was stopped, in order."
+  "Deliver the input held for PROC, in order, while it need not wait."
   (let ((st (gethash proc netproc--states)))
-    (while (and st (netproc--st-held st) (not (netproc--holding-p st)))
+    (while (and st (netproc--st-held st) (not (netproc--waiting-p st)))
       (let ((event (car (last (netproc--st-held st)))))
         (setf (netproc--st-held st) (butlast (netproc--st-held st)))
         (if (eq (car event) netproc--event-data)

@@ -485,6 +485,8 @@ A quit cancels the connect."
       (unless settled
         (netproc--close (netproc--st-conn st))
         (netproc--forget proc)))
+    ;; What came with the opening waits for the caller's next wait.
+    (netproc--release-held-soon st)
     (when (eq (netproc--st-status st) 'failed)
       (netproc--forget proc)
       (pcase-let ((`(,code ,message ,resolve-p ,_ ,_ ,option)

@@ -873,6 +873,53 @@ and its fate is printed."
               (princ (format "value: %S\n"
                              (netproc-test-fault--send-after-vanish))))))))
 
+;;;; A flood before any filter is set
+
+(defconst netproc-test-fault--flood-script
+  (concat
+   "my @sizes=@ARGV; for my $size (@sizes) { my $c=$l->accept or die;"
+   " send_pattern($c,0,$size); close $c }")
+  "Perl: for each size given, accept, send that many bytes, close.")
+
+(netproc-test-deftest netproc-test-fault-flood-before-filter ()
+  "The peer floods at once; the filter, set a moment later, gets it all.
+No wait comes between making the connection and setting its filter,
+so Emacs delivers nothing before: the data waits, and the filter set
+then gets every byte.  Ten connections of 64 KiB by address, ten by
+name (\"localhost\"), ten `:nowait', and one of 8 MiB that outgrows
+netproc's per-connection bound while Lisp spins for 0.3 s."
+  (let* ((fds (netproc-test-fault-fds-begin))
+         (small (* 64 1024))
+         (big (* 8 1024 1024))
+         (ways '((:host "127.0.0.1") (:host "localhost" :family ipv4)
+                 (:host "127.0.0.1" :nowait t)))
+         (peer (apply #'netproc-test-fault-perl netproc-test-fault--flood-script
+                      (append (make-list (* 10 (length ways))
+                                         (number-to-string small))
+                              (list (number-to-string big)))))
+         (seen nil))
+    (dolist (way (append (apply #'append (mapcar (lambda (w) (make-list 10 w))
+                                                 ways))
+                         (list (list :host "127.0.0.1" :big t))))
+      (let* ((size (if (plist-get way :big) big small))
+             (collector (netproc-test-fault-collector))
+             (p (make-network-process
+                 :name "flood" :service (netproc-test-fault-port peer)
+                 :host (plist-get way :host) :family (plist-get way :family)
+                 :nowait (plist-get way :nowait) :coding 'binary
+                 :sentinel #'netproc-test-fault--keep-message)))
+        ;; Busy, not waiting: whatever comes now must wait for the filter.
+        (netproc-test-fault-spin (if (plist-get way :big) 0.3 0.02))
+        (set-process-filter p (car collector))
+        (netproc-test-wait-for (eq (process-status p) 'closed) 20)
+        (netproc-test-fault-check-pattern (format "%S" way)
+                                          (funcall (cdr collector)) size)
+        (push (list way (netproc-test-fault--messages)) seen)
+        (delete-process p)))
+    (netproc-test-note :sentinels (cl-remove-duplicates (nreverse seen)
+                                                        :test #'equal))
+    (netproc-test-fault-fds-end fds)))
+
 ;;;; A hundred streams while Lisp is busy
 
 (defun netproc-test-fault--busy-peer (n size)
