@@ -233,6 +233,9 @@ datagram netproc this does nothing, and sending goes on."
 
 ;;; Deleting
 
+(defvar netproc--deleting nil
+  "The netprocs whose \"deleted\" sentinel is running, innermost first.")
+
 (defun delete-netproc (netproc)
   "Delete NETPROC: close its connection and run its sentinel.
 Like `delete-process': the sentinel gets \"deleted\\n\" before this
@@ -241,8 +244,13 @@ NETPROC may be a netproc, its buffer or its name; nil means the current
 buffer's netproc."
   (let* ((proc (netproc--get-netproc netproc))
          (st (netproc--st proc))
-         (listed (eq (gethash (netproc--rec-name proc) netproc--listed)
-                     proc)))
+         (listed (and (eq (gethash (netproc--rec-name proc) netproc--listed)
+                          proc)
+                      ;; Deleted again from its own "deleted" sentinel,
+                      ;; with `delete-exited-processes' nil: Emacs 28.2
+                      ;; would run the sentinel again, and again, until
+                      ;; it crashes.  Once is enough.
+                      (not (memq proc netproc--deleting)))))
     (netproc--forget-events proc)
     (when (netproc--st-conn st)
       (netproc--close (netproc--st-conn st)))
@@ -257,7 +265,8 @@ buffer's netproc."
     (when delete-exited-processes
       (netproc--unlist proc))
     (when listed
-      (netproc--sentinel-call proc st "deleted\n")
+      (let ((netproc--deleting (cons proc netproc--deleting)))
+        (netproc--sentinel-call proc st "deleted\n"))
       (netproc--report-deferred-errors))
     (netproc--unlist proc)
     nil))

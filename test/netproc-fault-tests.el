@@ -1032,6 +1032,219 @@ name, they are gone, and so are their descriptors."
                               :test #'equal))
     (netproc-test-fault-fds-end fds)))
 
+;;;; Filters and sentinels that misbehave
+
+(defun netproc-test-fault--echo-index-server ()
+  "Return a builtin server answering \"I\\n\" with \"reply-I;\".
+Its backlog takes sixteen blocking connects: the builtin cannot accept
+while it blocks in one."
+  (let ((netproc-compat-inhibit t))
+    (make-network-process
+     :name "fault-srv" :server 64 :host "127.0.0.1" :service t :noquery t
+     :coding 'binary :sentinel #'ignore
+     :filter (lambda (conn string)
+               (when (string-match "\\`\\([0-9]+\\)\n" string)
+                 (process-send-string
+                  conn (format "reply-%s;" (match-string 1 string))))))))
+
+(defun netproc-test-fault--accepted (server)
+  "Return the connections SERVER, a builtin server, has accepted."
+  (let ((prefix (concat (process-name server) " <")))
+    (cl-remove-if-not (lambda (q) (string-prefix-p prefix (process-name q)))
+                      (process-list))))
+
+(defun netproc-test-fault--filter-storm ()
+  "Sixteen connections whose filters misbehave; return what was seen.
+On the side being run.  Each connection sends its index and gets
+\"reply-I;\"; the filter of connection I then, by I mod 4: signals an
+error; waits for output of its own connection; deletes its own
+connection; deletes connection I - 1.  Returns a plist: :errors, the
+errors that reached the waiting caller; :bad, each connection that got
+something other than its reply once, or got it after its deletion;
+:unreplied, those deleted before their reply came; :left, what is
+still listed."
+  (let* ((server (netproc-test-fault--echo-index-server))
+         (port (process-contact server :service))
+         (n 16)
+         (conns (make-vector n nil))
+         (data (make-vector n ""))
+         (late (make-vector n nil))
+         (errors nil))
+    (dotimes (i n)
+      (let ((i i))
+        (aset conns i
+              (netproc-test-call
+               'make-network-process
+               :name (format "f%02d" i) :host "127.0.0.1" :service port
+               :coding 'binary :sentinel #'ignore
+               :filter
+               (lambda (proc string)
+                 (unless (memq (netproc-test-call 'process-status proc)
+                               '(open))
+                   (aset late i t))
+                 (aset data i (concat (aref data i) string))
+                 (pcase (% i 4)
+                   (0 (error "Boom in filter %d" i))
+                   (1 (netproc-test-call 'accept-process-output proc 0.01))
+                   (2 (netproc-test-call 'delete-process proc))
+                   (3 (netproc-test-call 'delete-process
+                                         (aref conns (1- i))))))))))
+    (dotimes (i n)
+      (netproc-test-call 'process-send-string (aref conns i)
+                         (format "%d\n" i)))
+    (let ((end (+ (float-time) 10)))
+      (while (and (< (float-time) end)
+                  (cl-loop for i below n
+                           thereis (and (equal (aref data i) "")
+                                        (eq (netproc-test-call
+                                             'process-status (aref conns i))
+                                            'open))))
+        ;; Under ERT `debug-on-error' is t: a filter's error reaches
+        ;; whoever waits, as the builtin's does.
+        (condition-case err
+            (accept-process-output nil 0.02)
+          (error (push err errors)))))
+    (prog1
+        (list :errors (sort (mapcar #'cadr errors) #'string<)
+              :bad (cl-loop for i below n
+                            unless (and (not (aref late i))
+                                        (member (aref data i)
+                                                (list "" (format "reply-%d;" i))))
+                            collect (list i (aref data i)))
+              :unreplied (cl-loop for i below n
+                                  when (equal (aref data i) "") collect i)
+              :left (cl-loop for i below n
+                             when (memq (aref conns i)
+                                        (netproc-test-call 'process-list))
+                             collect i))
+      (dotimes (i n)
+        (netproc-test-call 'delete-process (aref conns i)))
+      (mapc #'delete-process (netproc-test-fault--accepted server))
+      (delete-process server))))
+
+(defun netproc-test-fault--sentinel-storm (delete-exited)
+  "Sixteen connections whose sentinels delete everyone; return what was seen.
+On the side being run, with `delete-exited-processes' DELETE-EXITED.
+When the server closes them all, each sentinel deletes its own
+connection and every other, then waits 1 ms.  Returns a plist: :calls,
+the sentinel calls; :messages, each connection's messages; :depth, the
+deepest nesting of sentinels; :left, what is still listed."
+  (let* ((delete-exited-processes delete-exited)
+         (server (netproc-test-fault--echo-index-server))
+         (port (process-contact server :service))
+         (n 16)
+         (conns nil)
+         (messages (make-hash-table :test 'equal))
+         (calls 0) (depth 0) (deepest 0))
+    (dotimes (i n)
+      (push (netproc-test-call
+             'make-network-process
+             :name (format "s%02d" i) :host "127.0.0.1" :service port
+             :sentinel
+             (lambda (proc message)
+               (setq calls (1+ calls) depth (1+ depth)
+                     deepest (max deepest depth))
+               (let ((name (netproc-test-object-name proc)))
+                 (puthash name (append (gethash name messages)
+                                       (list message))
+                          messages))
+               (unwind-protect
+                   (progn
+                     (netproc-test-call 'delete-process proc)
+                     (dolist (q conns)
+                       (netproc-test-call 'delete-process q))
+                     (accept-process-output nil 0.001))
+                 (setq depth (1- depth)))))
+            conns))
+    (netproc-test-wait-until
+     (lambda () (= (length (netproc-test-fault--accepted server)) n))
+     10 'all-accepted)
+    (mapc #'delete-process (netproc-test-fault--accepted server))
+    (let ((end (+ (float-time) 5)))
+      (while (and (< (float-time) end)
+                  (< (hash-table-count messages) n))
+        (accept-process-output nil 0.02)))
+    (accept-process-output nil 0.1)
+    (prog1 (list :calls calls
+                 :messages (sort (let (all)
+                                   (maphash (lambda (k v) (push (cons k v) all))
+                                            messages)
+                                   all)
+                                 (lambda (a b) (string< (car a) (car b))))
+                 :depth deepest
+                 :left (length (cl-intersection
+                                conns (netproc-test-call 'process-list))))
+      (dolist (q conns)
+        (netproc-test-call 'set-process-sentinel q #'ignore)
+        (netproc-test-call 'delete-process q))
+      (delete-process server))))
+
+(defun netproc-test-fault--check-storm (seen n)
+  "Fail unless SEEN, from `netproc-test-fault--sentinel-storm', is sane.
+N connections each had one sentinel call or two, none repeated, none
+after \"deleted\\n\"; the nesting never went past N + 1; none is left."
+  (let ((messages (plist-get seen :messages)))
+    (should (= (length messages) n))
+    (dolist (entry messages)
+      (let ((msgs (cdr entry)))
+        (should (equal (list (car entry) msgs)
+                       (list (car entry) (cl-remove-duplicates msgs
+                                                              :test #'equal))))
+        (should (<= 1 (length msgs) 2))
+        (should (member (car (last msgs))
+                        '("deleted\n" "connection broken by remote peer\n")))
+        (should-not (member "deleted\n" (butlast msgs)))))
+    (should (<= (plist-get seen :depth) (1+ n)))
+    (should (= (plist-get seen :left) 0))))
+
+(ert-deftest netproc-test-fault-callbacks-misbehave ()
+  "Filters and sentinels that signal, wait, and delete their own and others.
+Sixteen connections each: filters that signal, that wait for their own
+output, that delete their own connection or another; sentinels that
+delete their connection and all the others and then wait, with
+`delete-exited-processes' t and nil.  netproc delivers each reply once
+or not at all (its connection deleted first), never after a deletion;
+every error reaches the wait once; every sentinel runs once or twice,
+nothing repeated, and the recursion ends.  The filters run on both
+sides and must agree; the sentinels' builtin runs in a child, since
+with `delete-exited-processes' nil it recurses until it crashes, and
+with t it calls sentinels of connections it deleted again and again:
+its fates are printed.  No descriptor is left."
+  (skip-unless (netproc-test-available-p))
+  ;; The builtin survives the filters: the two sides must agree.
+  (netproc-test-fault-differential netproc-test-fault-filter-storm
+    (let ((fds (netproc-test-fault-fds-begin))
+          (seen (netproc-test-fault--filter-storm)))
+      (netproc-test-note :seen seen)
+      ;; Connections 0, 4, 8 and 12 signal, each once; 2, 6, 10 and 14
+      ;; deleted themselves, and 3, 7, 11 and 15 deleted those again.
+      (unless (equal seen
+                     '(:errors ("Boom in filter 0" "Boom in filter 12"
+                                "Boom in filter 4" "Boom in filter 8")
+                       :bad nil :unreplied nil
+                       :left (0 1 3 4 5 7 8 9 11 12 13 15)))
+        (error "Filters went wrong: %S" seen))
+      (netproc-test-fault-fds-end fds)))
+  (netproc-test-fault-alone
+    (let ((fds (netproc-test-fault-fds-begin)))
+      (dolist (delete-exited '(t nil))
+        (netproc-test-fault--check-storm
+         (netproc-test-fault--sentinel-storm delete-exited) 16))
+      (should (equal (netproc-list) nil))
+      (netproc-test-fault-fds-end fds)))
+  (dolist (delete-exited '(t nil))
+    (netproc-test-fault-report
+     (format "sentinels delete all, delete-exited-processes %s" delete-exited)
+     "builtin"
+     (netproc-test-fault-child
+      `(progn (require 'netproc-fault-tests)
+              (let ((print-escape-newlines t)
+                    (seen (netproc-test-fault--sentinel-storm ,delete-exited)))
+                (princ (format "value: %S\n"
+                               (list :calls (plist-get seen :calls)
+                                     :depth (plist-get seen :depth))))))
+      :timeout 20))))
+
 ;;;; Exiting with transfers in flight
 
 (defun netproc-test-fault--exit-scenario (side)
