@@ -116,8 +116,14 @@ starts a new engine."
       (netproc--stop)
       (setq netproc--batch [] netproc--batch-pos 0
             netproc--channel nil)
+      (when orphans
+        ;; Their sentinels speak the builtin's words, which cannot say
+        ;; why: this does.
+        (message "netproc: its channel process was deleted; %d connection%s \
+ended with it" (length orphans) (if (cdr orphans) "s" "")))
       (dolist (proc orphans)
-        (netproc--orphan proc)))))
+        (netproc--orphan proc))
+      (netproc--report-deferred-errors))))
 
 (defun netproc--shutdown ()
   "Stop the engine: every connection closes, no sentinel runs.

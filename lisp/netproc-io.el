@@ -131,8 +131,15 @@ index of the network option that could not be set, or nil."
     (netproc--unlist proc))
   (netproc--sentinel-call proc st "connection broken by remote peer\n"))
 
+(defconst netproc--econnaborted 103
+  "The errno of a connection aborted on this side (Linux).")
+
 (defun netproc--orphan (proc)
-  "End PROC, whose engine stopped under it, as a connection the peer broke."
+  "End PROC, whose engine stopped under it.
+An open connection ends as one the peer broke.  A connect under way
+fails with ECONNABORTED: a blocking one's creating call signals it,
+naming the channel; a :nowait one is told as of any failed connect,
+with its sentinel, so that nobody waits for it for ever."
   (let ((st (gethash proc netproc--states)))
     (setf (netproc--st-held st) nil)
     (if (eq (netproc--st-status st) 'connect)
@@ -140,8 +147,14 @@ index of the network option that could not be set, or nil."
           (netproc--forget-events proc)
           (setf (netproc--st-status st) 'failed
                 (netproc--st-failure st)
-                (list 0 "Connection aborted: netproc's channel was deleted"
-                      nil)))
+                (list netproc--econnaborted
+                      "Connection aborted: netproc's channel was deleted"
+                      nil))
+          (unless (netproc--st-blocking st)
+            (setf (netproc--st-exit-status st) netproc--econnaborted)
+            (netproc--sentinel-call proc st
+                                    (format "failed with code %d\n"
+                                            netproc--econnaborted))))
       (netproc--on-closed proc st))))
 
 ;;; Holding input while stopped

@@ -1245,6 +1245,84 @@ its fates are printed.  No descriptor is left."
                                      :depth (plist-get seen :depth))))))
       :timeout 20))))
 
+;;;; The event channel deleted
+
+(defun netproc-test-fault--upcase-server ()
+  "Return a builtin server answering in capitals what it is sent."
+  (let ((netproc-compat-inhibit t))
+    (make-network-process
+     :name "fault-upcase" :server 64 :host "127.0.0.1" :service t :noquery t
+     :coding 'binary :sentinel #'ignore
+     :filter (lambda (conn string) (process-send-string conn (upcase string))))))
+
+(ert-deftest netproc-test-fault-channel-deleted ()
+  "The user deletes netproc's channel: clear ends, and the next use recovers.
+With the channel (a pipe process, `netproc--channel') go the engine
+and every connection.  An open one ends as a connection does, with
+\"connection broken by remote peer\\n\", and later sends say it is not
+running; a `:nowait' connect still under way fails with \"failed with
+code 103\\n\" (ECONNABORTED) rather than waiting for ever; a blocking
+connect in progress signals an error that names the channel.  What had
+arrived before is intact.  The next netproc starts a new engine and
+channel and works, and the old engine's descriptors are all closed."
+  (skip-unless (netproc-test-available-p))
+  (netproc-test-fault-alone
+    (let* ((fds (netproc-test-fault-fds-begin))
+           (server (netproc-test-fault--upcase-server))
+           (port (process-contact server :service))
+           (old-channel netproc--channel)
+           (collector (netproc-test-fault-collector))
+           (a (netproc-make-network-process
+               :name "a" :service port :coding 'binary :filter (car collector)
+               :sentinel #'netproc-test-fault--keep-message))
+           outcome)
+      (netproc-test-fault--messages)
+      (netproc-send-string a "before")
+      (netproc-test-wait-for (equal (funcall (cdr collector)) "BEFORE"))
+      (netproc-test-fault-with-resolver 'stall nil nil
+        (let ((n (netproc-make-network-process
+                  :name "n" :host "stalled.test" :service 80 :nowait t
+                  :sentinel (lambda (_p m) (netproc-test-note :n-sentinel m))))
+              (timer (run-at-time 0.2 nil #'delete-process netproc--channel)))
+          ;; The user deletes the channel while this connect waits.
+          (setq outcome (condition-case err
+                            (netproc-make-network-process
+                             :name "b" :host "stalled.test" :service 80)
+                          (error err)))
+          (cancel-timer timer)
+          (should (equal outcome
+                         (cons 'file-error
+                               '("make client process failed"
+                                 "Connection aborted: netproc's channel was deleted"
+                                 :name "b" :host "stalled.test" :service 80))))
+          (netproc-test-settle 0.1)
+          (should (eq (netproc-status n) 'failed))
+          (should (eql (netproc-exit-status n) 103))
+          (should (equal (cdr (assq :n-sentinel netproc-test--trace))
+                         '("failed with code 103\n")))))
+      (should (eq (netproc-status a) 'closed))
+      (should (eql (netproc-exit-status a) 256))
+      (should (equal (netproc-test-fault--messages)
+                     '("connection broken by remote peer\n")))
+      (should (equal (condition-case err (netproc-send-string a "after")
+                       (error err))
+                     '(error "Process a not running")))
+      (should (equal (funcall (cdr collector)) "BEFORE"))
+      ;; The next use starts afresh.
+      (let* ((collector (netproc-test-fault-collector))
+             (c (netproc-make-network-process
+                 :name "c" :service port :coding 'binary
+                 :filter (car collector) :sentinel #'ignore)))
+        (should (process-live-p netproc--channel))
+        (should-not (eq netproc--channel old-channel))
+        (netproc-send-string c "again")
+        (netproc-test-wait-for (equal (funcall (cdr collector)) "AGAIN"))
+        (delete-netproc c))
+      (mapc #'delete-netproc (netproc-list))
+      (mapc #'delete-process (netproc-test-fault--accepted server))
+      (delete-process server)
+      (netproc-test-fault-fds-end fds))))
+
 ;;;; Exiting with transfers in flight
 
 (defun netproc-test-fault--exit-scenario (side)
