@@ -315,6 +315,62 @@ without it refuses them.  The child never has `--module-assertions'."
   (prog1 (reverse netproc-test-fault--kept)
     (setq netproc-test-fault--kept nil)))
 
+;;;; Refused
+
+(defun netproc-test-fault--stale-socket (dir)
+  "Return a Unix socket file in DIR on which nothing listens."
+  (let* ((path (expand-file-name "stale" dir))
+         (netproc-compat-inhibit t)
+         (server (make-network-process :name "fault-stale" :family 'local
+                                       :service path :server t :noquery t)))
+    ;; The builtin leaves the file behind: a connect is refused.
+    (delete-process server)
+    path))
+
+(netproc-test-deftest netproc-test-fault-refused ()
+  "Nothing listens: every round fails alike, and keeps nothing.
+Each round makes a blocking and a `:nowait' connect to a refused IPv4
+port, a refused IPv6 port and a Unix socket file nobody listens on.
+Nothing is sent, so nothing can be lost; descriptors end as they began.
+Five rounds: the builtin polls each `:nowait' lookup for 100 ms."
+  (let* ((fds (netproc-test-fault-fds-begin))
+         (_ (netproc-test-fault--messages))
+         (targets
+          (list (list :host "127.0.0.1" :service (netproc-test-refused-port))
+                (list :host "::1" :family 'ipv6
+                      :service (netproc-test-refused-port 'ipv6))
+                (list :family 'local :service (netproc-test-fault--stale-socket
+                                               (netproc-test-tmpdir)))))
+         (outcomes nil))
+    (dotimes (_ 5)
+      (dolist (target targets)
+        (let* ((blocking (netproc-test-try
+                           (apply #'make-network-process :name "r" target)))
+               ;; A named sentinel: it shows in the exit status of a
+               ;; Unix socket's failure, the same in every round.
+               (p (apply #'make-network-process
+                         :name "rn" :nowait t
+                         :sentinel #'netproc-test-fault--keep-message
+                         target))
+               (created (process-status p)))
+          (netproc-test-wait-for (not (eq (process-status p) 'connect)))
+          (let ((outcome (list :target target :blocking blocking
+                               :created created :status (process-status p)
+                               :exit (process-exit-status p)
+                               :live (process-live-p p)
+                               :listed (and (memq p (process-list)) t)
+                               :sentinel (netproc-test-fault--messages))))
+            (delete-process p)
+            (push (append outcome
+                          (list :on-delete (netproc-test-fault--messages)))
+                  outcomes)))))
+    ;; Every round alike: the distinct outcomes are the three targets'.
+    (netproc-test-note :outcomes (cl-remove-duplicates (nreverse outcomes)
+                                                       :test #'equal
+                                                       :from-end t))
+    (netproc-test-note :left (netproc-test-names (process-list)))
+    (netproc-test-fault-fds-end fds)))
+
 ;;;; A name that cannot resolve, a resolver that stalls
 
 (defconst netproc-test-fault--unresolvable "no-such-host.invalid"
