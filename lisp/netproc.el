@@ -36,6 +36,7 @@
 
 (declare-function netproc--send "netproc-module" (conn string))
 (declare-function netproc--queued "netproc-module" (conn))
+(declare-function netproc--dropped "netproc-module" (conn))
 (declare-function netproc--read-direct "netproc-module"
                   (conn timeout-ms keep))
 (declare-function netproc--read-direct-end "netproc-module" (conn))
@@ -190,7 +191,23 @@ end-of-line conversion of the encoding, as Emacs does it."
            (lambda ()
              (or (not (eq (netproc--st-status st) 'open))
                  (<= (netproc--queued conn)
-                     netproc-send-high-water-mark)))))))))
+                     netproc-send-high-water-mark))))
+          ;; Still waiting, this send can still say what Emacs's would:
+          ;; that its data is gone.  Output is only ever dropped once, by
+          ;; the end of the connection or a failed write, and this send's
+          ;; was queued last: any drop took some of it.
+          (let ((dropped (netproc--dropped conn)))
+            (when (and dropped (> (car dropped) 0))
+              (netproc--send-dropped proc (cdr dropped)))))))))
+
+(defun netproc--send-dropped (proc errno)
+  "Signal that output of PROC was dropped, as Emacs's send would.
+ERRNO is the error of the write that failed, or 0 if the connection
+ended first."
+  (if (eql errno 0)
+      (error "Output file descriptor of %s is closed" (netproc--rec-name proc))
+    (signal (netproc--file-error-symbol errno)
+            (list "Writing to process" (netproc--strerror errno) proc))))
 
 (defun netproc-send-string (netproc string)
   "Send STRING to NETPROC, as `process-send-string' does.

@@ -755,7 +755,9 @@ The peer half closes after reading our 1 MiB and sending its 2 MiB: we
 get the 2 MiB and \"connection broken by remote peer\\n\" (Emacs takes a
 half close for a close), and close in turn.  Then we send 1 MiB and
 half close: the peer reads it all before its end of file, answers 2 MiB
-and closes, which we get whole."
+and closes, which we get whole.  Last, the peer half closes while our
+32 MiB send still waits to be written: the send signals that its data
+is gone (\"Output file descriptor of hcw is closed\"), on both sides."
   (let* ((fds (netproc-test-fault-fds-begin))
          (up (* 1024 1024))
          (down (* 2 1024 1024))
@@ -798,6 +800,24 @@ and closes, which we get whole."
       (netproc-test-wait-for (eq (process-status p) 'closed) 20)
       (netproc-test-fault-check-pattern "after our half close"
                                         (funcall (cdr collector)) down)
+      (netproc-test-note :sentinel (netproc-test-fault--messages))
+      (delete-process p))
+    ;; The peer half closes, and reads nothing for a while, while our
+    ;; 32 MiB wait to be written: the waiting send says its data is
+    ;; gone, as the builtin's does.  Nothing is lost without a word.
+    (let* ((peer (netproc-test-fault-perl netproc-test-fault--half-close-script
+                                          (number-to-string (* 64 1024)) "5"
+                                          "0.5"))
+           (collector (netproc-test-fault-collector))
+           (p (make-network-process
+               :name "hcw" :host "127.0.0.1" :service (netproc-test-fault-port peer)
+               :coding 'binary :filter (car collector)
+               :sentinel #'netproc-test-fault--keep-message)))
+      (netproc-test-note-try :waiting-send
+        (process-send-string p (make-string (* 32 1024 1024) ?w)))
+      (netproc-test-wait-for (eq (process-status p) 'closed) 20)
+      (netproc-test-fault-check-pattern "while our send waited"
+                                        (funcall (cdr collector)) 5)
       (netproc-test-note :sentinel (netproc-test-fault--messages))
       (delete-process p))
     (netproc-test-fault-fds-end fds)))

@@ -558,6 +558,23 @@ Fqueued (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->make_integer (env, (intmax_t) np_conn_queued (conn));
 }
 
+/* (netproc--dropped CONN): (BYTES . ERRNO), see np_conn_dropped().  */
+static emacs_value
+Fdropped (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = np_conn_arg (env, args[0]);
+  if (!conn)
+    return np_sym.nil;
+  int err;
+  gsize dropped = np_conn_dropped (conn, &err);
+  emacs_value items[2] = {
+    env->make_integer (env, (intmax_t) dropped),
+    env->make_integer (env, err),
+  };
+  return env->funcall (env, np_sym.cons, 2, items);
+}
+
 static emacs_value
 Fshutdown_write (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
                  void *data)
@@ -848,6 +865,10 @@ emacs_module_init (struct emacs_runtime *runtime)
             "Let the engine read CONN again after a KEEP read.");
   np_defun (env, "netproc--queued", 1, Fqueued,
          "Return the bytes queued on CONN and not yet written.");
+  np_defun (env, "netproc--dropped", 1, Fdropped,
+         "Return (BYTES . ERRNO): what CONN's queue lost, never written.\n"
+         "ERRNO is that of the write that failed, or 0 when the connection\n"
+         "ended with output queued.  Nil when CONN's engine is gone.");
   np_defun (env, "netproc--shutdown-write", 1, Fshutdown_write,
          "Half close CONN once its queue is written.");
   np_defun (env, "netproc--set-paused", 2, Fset_paused,

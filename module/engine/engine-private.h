@@ -121,6 +121,11 @@ struct NpConn
      use FD.  Set with read_lock and out_lock both held; read under
      either.  */
   gboolean owner_closed;
+  /* Bytes queued that were never written, the connection having ended
+     or its writes failed, and that write's errno (0: the end), for a
+     sender still waiting on them (np_conn_dropped()).  */
+  gsize dropped;
+  int dropped_errno;
   /* Reading from the owner's thread while it waits for this conn (see
      np_conn_read_direct()).  read_lock is held by whoever reads the
      socket, across the read and the queueing of what it read, so that

@@ -426,6 +426,12 @@ void np_conn_read_direct_end (NpConn *conn);
 /* Bytes queued and not yet handed to the kernel.  */
 gsize np_conn_queued (NpConn *conn);
 
+/* Bytes queued that will never be written, so far: the connection
+   ended with them queued, or a write failed (*ERR is then its errno,
+   else 0).  A sender still waiting for room learns from it that its
+   data is gone.  */
+gsize np_conn_dropped (NpConn *conn, int *err);
+
 /* Half close: once every queued byte is written, shutdown(SHUT_WR).
    Reading goes on.  */
 void np_conn_shutdown_write (NpConn *conn);

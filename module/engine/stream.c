@@ -464,6 +464,16 @@ np_conn_queued (NpConn *conn)
   return queued;
 }
 
+gsize
+np_conn_dropped (NpConn *conn, int *err)
+{
+  pthread_mutex_lock (&conn->out_lock);
+  gsize dropped = conn->dropped;
+  *err = conn->dropped_errno;
+  pthread_mutex_unlock (&conn->out_lock);
+  return dropped;
+}
+
 void
 np_conn_shutdown_write (NpConn *conn)
 {
@@ -609,6 +619,7 @@ teardown (NpConn *conn)
 
   pthread_mutex_lock (&conn->out_lock);
   conn->accepting = FALSE;
+  conn->dropped += conn->queued;
   g_queue_clear_full (&conn->out, g_free);
   conn->out_offset = 0;
   conn->queued = 0;
@@ -754,6 +765,8 @@ give_up_writing (NpConn *conn, int err)
   pthread_mutex_lock (&conn->out_lock);
   conn->accepting = FALSE;
   conn->direct_fd = -1;
+  conn->dropped += conn->queued;
+  conn->dropped_errno = err;
   g_queue_clear_full (&conn->out, g_free);
   conn->out_offset = 0;
   conn->queued = 0;

@@ -51,6 +51,7 @@ static const struct
   { "netproc--read-direct", 3, CONN },
   { "netproc--read-direct-end", 1, CONN },
   { "netproc--queued", 1, CONN },
+  { "netproc--dropped", 1, CONN },
   { "netproc--shutdown-write", 1, CONN },
   { "netproc--set-paused", 2, CONN },
   { "netproc--close", 1, CONN },
