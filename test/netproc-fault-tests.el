@@ -720,7 +720,9 @@ gone with it, on both sides alike."
         (netproc-test-fault-perl-said peer "\\(reset\\)")
         (when stopped
           (continue-process p))
-        (netproc-test-wait-for (eq (process-status p) 'closed) 10)
+        (netproc-test-wait-for
+         ;; The status comes before the sentinel runs.
+         (and (eq (process-status p) 'closed) netproc-test-fault--kept) 10)
         (netproc-test-fault-check-pattern (if stopped "stopped" "reading")
                                           (funcall (cdr collector)) acked)
         (netproc-test-note :sentinel (netproc-test-fault--messages))
@@ -775,7 +777,9 @@ is gone (\"Output file descriptor of hcw is closed\"), on both sides."
       (process-send-string p upload)
       (netproc-test-fault-lost
        "upload" up (netproc-test-fault-perl-said peer "read \\([0-9]+\\)" 20))
-      (netproc-test-wait-for (eq (process-status p) 'closed) 20)
+      (netproc-test-wait-for
+       ;; The status comes before the sentinel runs.
+       (and (eq (process-status p) 'closed) netproc-test-fault--kept) 20)
       (netproc-test-fault-check-pattern "after the peer's half close"
                                         (funcall (cdr collector)) down)
       (netproc-test-note :sentinel (netproc-test-fault--messages))
@@ -797,7 +801,9 @@ is gone (\"Output file descriptor of hcw is closed\"), on both sides."
       (netproc-test-fault-lost
        "upload before our half close" up
        (netproc-test-fault-perl-said peer "got \\([0-9]+\\) then EOF" 20))
-      (netproc-test-wait-for (eq (process-status p) 'closed) 20)
+      (netproc-test-wait-for
+       ;; The status comes before the sentinel runs.
+       (and (eq (process-status p) 'closed) netproc-test-fault--kept) 20)
       (netproc-test-fault-check-pattern "after our half close"
                                         (funcall (cdr collector)) down)
       (netproc-test-note :sentinel (netproc-test-fault--messages))
@@ -815,7 +821,9 @@ is gone (\"Output file descriptor of hcw is closed\"), on both sides."
                :sentinel #'netproc-test-fault--keep-message)))
       (netproc-test-note-try :waiting-send
         (process-send-string p (make-string (* 32 1024 1024) ?w)))
-      (netproc-test-wait-for (eq (process-status p) 'closed) 20)
+      (netproc-test-wait-for
+       ;; The status comes before the sentinel runs.
+       (and (eq (process-status p) 'closed) netproc-test-fault--kept) 20)
       (netproc-test-fault-check-pattern "while our send waited"
                                         (funcall (cdr collector)) 5)
       (netproc-test-note :sentinel (netproc-test-fault--messages))
@@ -874,7 +882,9 @@ No write follows the reset: a batch builtin would die of SIGPIPE (see
     (netproc-test-fault--kill peer)
     (netproc-test-note :while-stopped (process-status p))
     (continue-process p)
-    (netproc-test-wait-for (eq (process-status p) 'closed) 10)
+    (netproc-test-wait-for
+     ;; The status comes before the sentinel runs.
+     (and (eq (process-status p) 'closed) netproc-test-fault--kept) 10)
     (netproc-test-fault-check-pattern "sent before the peer died"
                                       (funcall (cdr collector)) acked)
     (netproc-test-note :sentinel (netproc-test-fault--messages))
@@ -987,7 +997,9 @@ netproc's per-connection bound while Lisp spins for 0.3 s."
         ;; Busy, not waiting: whatever comes now must wait for the filter.
         (netproc-test-fault-spin (if (plist-get way :big) 0.3 0.02))
         (set-process-filter p (car collector))
-        (netproc-test-wait-for (eq (process-status p) 'closed) 20)
+        (netproc-test-wait-for
+         ;; The status comes before the sentinel runs.
+         (and (eq (process-status p) 'closed) netproc-test-fault--kept) 20)
         (netproc-test-fault-check-pattern (format "%S" way)
                                           (funcall (cdr collector)) size)
         (push (list way (netproc-test-fault--messages)) seen)
