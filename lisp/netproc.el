@@ -588,9 +588,6 @@ dispatched in order all the same."
       (netproc--wait-until #'netproc--awaited-p limit)
       (> (netproc--st-reads netproc--awaited) netproc--awaited-reads))))
 
-(defconst netproc--direct-read-size 65536
-  "The most one read on Emacs's thread takes (the module's buffer).")
-
 (defvar netproc--reading-here nil
   "Connections whose input this thread keeps reading, for the next wait.")
 
@@ -635,11 +632,10 @@ same kind, until Emacs waits in any other way (see
       (netproc--give-back)
       (let ((bytes (netproc--read-direct conn timeout-ms t)))
         (when bytes
-          ;; A full buffer means more is waiting: the module leaves such
-          ;; a stream to the engine, and keeps nothing here.
-          (unless (= (length bytes) netproc--direct-read-size)
-            (setq netproc--reading-here (list conn))
-            (netproc--give-back-soon))
+          ;; The module decides what it keeps (not a stream in full
+          ;; flow); giving back what it did not keep does nothing.
+          (setq netproc--reading-here (list conn))
+          (netproc--give-back-soon)
           (netproc--deliver (netproc--st-proc st) st bytes)
           (netproc--report-deferred-errors))))))
 
