@@ -16,6 +16,7 @@
 
 (declare-function netproc--set-paused "netproc-module" (conn flag))
 (declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--read-direct-end "netproc-module" (conn))
 (declare-function netproc--datagram-received "netproc-module"
                   (conn sender))
 (declare-function netproc--on-accepted "netproc-server"
@@ -59,6 +60,44 @@
           (netproc--on-accept-failed proc st payload)))))))
 
 ;;; Status changes
+
+(defvar netproc--reading-here nil
+  "Connections whose input this thread keeps reading, for the next wait.")
+
+(defvar netproc--give-back-timer nil
+  "Timer that gives input back to the engine at Emacs's next wait.")
+
+(defun netproc--give-back ()
+  "Let the engine read again what this thread kept reading."
+  (dolist (conn netproc--reading-here)
+    (netproc--read-direct-end conn))
+  (setq netproc--reading-here nil))
+
+(defun netproc--give-back-soon ()
+  "Have the engine read again what this thread keeps, at Emacs's next wait."
+  (unless (memq netproc--give-back-timer timer-list)
+    (unless netproc--give-back-timer
+      (setq netproc--give-back-timer (timer-create))
+      (timer-set-function netproc--give-back-timer #'netproc--give-back))
+    ;; Due since long ago: it runs as soon as Emacs looks at its timers,
+    ;; which it does in every wait, and not before.
+    (timer-set-time netproc--give-back-timer 0)
+    (timer-activate netproc--give-back-timer)))
+
+(defun netproc--owner-reads (conn)
+  "Note that this thread reads CONN's input, until Emacs next waits.
+A connection that a blocking connect opened starts so: its first reply
+is read here by a wait for it, with no hand-off from the engine thread,
+and the engine reads it once Emacs waits in any other way."
+  (push conn netproc--reading-here)
+  (netproc--give-back-soon))
+
+(defun netproc--owner-done (conn)
+  "Forget that this thread reads CONN, which is being closed.
+A loop that connects and deletes without ever waiting would otherwise
+keep every connection it made until its next wait."
+  (when netproc--reading-here
+    (setq netproc--reading-here (delq conn netproc--reading-here))))
 
 (defun netproc--sentinel-call (proc st message)
   "Run PROC's sentinel (state ST) with MESSAGE."

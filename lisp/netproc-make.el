@@ -391,7 +391,10 @@ wait, as the lookup would have made it wait."
         (setf (netproc--st-conn st) (aref result 0)
               ;; The creating call reports a failure itself.
               (netproc--st-blocking st) t)
-        (netproc--handle-event id (aref result 1) (aref result 2)))))
+        (netproc--handle-event id (aref result 1) (aref result 2))
+        (when (netproc--st-conn st)
+          ;; The module leaves an opened stream's input to this thread.
+          (netproc--owner-reads (netproc--st-conn st))))))
     (when (netproc--holding-p st)
       (netproc--update-reading st))))
 

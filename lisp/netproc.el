@@ -39,7 +39,6 @@
 (declare-function netproc--dropped "netproc-module" (conn))
 (declare-function netproc--read-direct "netproc-module"
                   (conn timeout-ms keep))
-(declare-function netproc--read-direct-end "netproc-module" (conn))
 (declare-function netproc--shutdown-write "netproc-module" (conn))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--set-option "netproc-module" (conn option value))
@@ -270,6 +269,7 @@ buffer's netproc."
                       (not (memq proc netproc--deleting)))))
     (netproc--forget-events proc)
     (when (netproc--st-conn st)
+      (netproc--owner-done (netproc--st-conn st))
       (netproc--close (netproc--st-conn st)))
     (setf (netproc--st-status st) 'closed
           (netproc--st-exit-status st) 0
@@ -587,29 +587,6 @@ dispatched in order all the same."
                          (if (and limit (<= limit 0)) 0 1))
       (netproc--wait-until #'netproc--awaited-p limit)
       (> (netproc--st-reads netproc--awaited) netproc--awaited-reads))))
-
-(defvar netproc--reading-here nil
-  "Connections whose input this thread keeps reading, for the next wait.")
-
-(defvar netproc--give-back-timer nil
-  "Timer that gives input back to the engine at Emacs's next wait.")
-
-(defun netproc--give-back ()
-  "Let the engine read again what this thread kept reading."
-  (dolist (conn netproc--reading-here)
-    (netproc--read-direct-end conn))
-  (setq netproc--reading-here nil))
-
-(defun netproc--give-back-soon ()
-  "Have the engine read again what this thread keeps, at Emacs's next wait."
-  (unless (memq netproc--give-back-timer timer-list)
-    (unless netproc--give-back-timer
-      (setq netproc--give-back-timer (timer-create))
-      (timer-set-function netproc--give-back-timer #'netproc--give-back))
-    ;; Due since long ago: it runs as soon as Emacs looks at its timers,
-    ;; which it does in every wait, and not before.
-    (timer-set-time netproc--give-back-timer 0)
-    (timer-activate netproc--give-back-timer)))
 
 (defun netproc--read-now (st timeout-ms)
   "Read what ST's socket has on this thread, waiting up to TIMEOUT-MS.

@@ -636,6 +636,28 @@ loaded machine), which is Emacs's defect, not the subject here."
     (netproc-test-note-state "closed" p)
     (delete-process p)))
 
+(netproc-test-deftest netproc-test-client-reply-before-any-wait ()
+  "What comes before Emacs first waits reaches the filter in any wait.
+A blocking connect leaves its first input to the wait for it; here no
+wait is for it, and the input is already there when Emacs first waits."
+  (let* ((port (netproc-test-perl-peer
+                "print $c \"hello\"; sleep 5; close $c;"))
+         (got nil)
+         (p (make-network-process :name "early" :host "127.0.0.1"
+                                  :service port
+                                  :filter (lambda (_p s) (push s got))
+                                  :sentinel #'netproc-test-sentinel))
+         (busy-until (+ (float-time) 0.3))
+         (deadline (+ busy-until 5)))
+    ;; Busy, not waiting: the peer's greeting arrives meanwhile.
+    (while (< (float-time) busy-until))
+    (netproc-test-note :before-any-wait got)
+    (while (and (null got) (< (float-time) deadline))
+      (sleep-for 0.02))
+    (netproc-test-note :after-sleep-for (apply #'concat (reverse got)))
+    (netproc-test-note-state "greeted" p)
+    (delete-process p)))
+
 (netproc-test-deftest netproc-test-client-send-eof-by-name ()
   "The send-eof function returns its argument, a name or an object."
   (let* ((peer (netproc-test-peer-start))

@@ -364,6 +364,9 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     }
 
   int timeout_ms = CONNECT_NOW_MS;
+  /* The Lisp side reads a blocking connect's first reply itself, and
+     gives input back to the engine at its next other wait.  */
+  spec.owner_reads = TRUE;
   if (!env->eq (env, args[6], np_sym.t))
     {
       intmax_t now;

@@ -188,6 +188,12 @@ typedef struct
      outcome.  For a caller that must not see the connection open before
      it next waits (Emacs's :nowait).  */
   gboolean open_later;
+  /* np_engine_connect_now(), a stream that opens as the outcome: it
+     starts as after np_conn_read_direct() with KEEP, the engine not
+     watching it for input, so that the first reply, read directly, wakes
+     no thread.  The owner then must call np_conn_read_direct_end()
+     before it waits in any other way, or the engine never reads it.  */
+  gboolean owner_reads;
 } NpConnectSpec;
 
 /* Limits that shape flow control; all in bytes.  */

@@ -176,13 +176,16 @@ connect_wait (int fd, int timeout_ms)
   return err;
 }
 
-/* A stream np_engine_connect_now() opened: its socket goes into the
-   engine's set from this thread, and the engine takes the connection
-   over when it next wakes for any reason, input on this socket being
-   one.  A connection that sends, reads its reply directly and closes
-   then costs the engine thread one wake-up, not two.  */
+/* A stream np_engine_connect_now() opened: the engine takes the
+   connection over when it next wakes for any reason, so that a
+   connection that sends, reads its reply directly and closes costs the
+   engine thread no wake-up at all.  The socket goes into the engine's
+   set from this thread, or, when the owner reads it first (OWNER_READS),
+   only once the owner gives input back (np_conn_read_direct_end()):
+   then even a reply that comes before the owner waits for it wakes no
+   thread, and the socket never enters the set if it closes first.  */
 static void
-adopt_open_quietly (NpConn *conn, int fd)
+adopt_open_quietly (NpConn *conn, int fd, gboolean owner_reads)
 {
   /* What np__stream_adopt() asks for, so that a direct read ending
      before the hand-over puts the socket back in the set.  */
@@ -190,7 +193,11 @@ adopt_open_quietly (NpConn *conn, int fd)
   np__engine_post_quietly (conn->engine, NP_CMD_ADOPT, conn);
 
   pthread_mutex_lock (&conn->read_lock);
-  int err = conn->read_fd == fd ? np__watch_apply (conn, fd, EPOLLIN) : 0;
+  int err = 0;
+  if (owner_reads)
+    conn->direct_waiting = TRUE;
+  else if (conn->read_fd == fd)
+    err = np__watch_apply (conn, fd, EPOLLIN);
   pthread_mutex_unlock (&conn->read_lock);
   /* A full set: wake the engine, whose own try reports the error.  */
   if (err)
@@ -302,7 +309,7 @@ connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
       if (conn->datagram || conn->seqpacket)
         np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
       else
-        adopt_open_quietly (conn, fd);
+        adopt_open_quietly (conn, fd, spec->owner_reads && !queue);
       return conn;
     }
 

@@ -1038,6 +1038,59 @@ test_now_quiet_hand_over (void)
   close (lfd);
 }
 
+/* OWNER_READS: the engine leaves the socket's input alone until the owner
+   gives it back, so the first reply reaches the owner's direct read and
+   wakes no thread; the engine reads what comes after.  */
+static void
+test_now_owner_reads_first (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (const struct sockaddr *) &sin,
+                         .remote_len = sizeof sin,
+                         .owner_reads = TRUE };
+
+  NpEvent *open = NULL;
+  NpConn *conn = np_engine_connect_now (h.engine, 18, &spec, WAIT_MS, &open);
+  T_ASSERT (conn != NULL);
+  T_EQ (NP_EVENT_OPEN, open->type);
+  np_event_free (open);
+  int peer = t_accept (lfd, WAIT_MS);
+  t_write_all (peer, "one", 3);
+  /* The engine has taken the connection over and had time to read.  */
+  settle (&h);
+  th_pump_for (&h, 100);
+  T_EQ (0, th_count (&h, 18, NP_EVENT_DATA));
+
+  char buf[8];
+  T_EQ (3, np_conn_read_direct (conn, WAIT_MS, TRUE, buf, sizeof buf));
+  T_ASSERT (memcmp (buf, "one", 3) == 0);
+  np_conn_read_direct_end (conn);
+  t_write_all (peer, "two", 3);
+  th_wait_data (&h, 18, 3, WAIT_MS);
+  g_autoptr (GByteArray) two = th_data (&h, 18);
+  T_ASSERT (memcmp (two->data, "two", 3) == 0);
+
+  /* Closed while still the owner's: never in the set, nothing after.  */
+  NpConn *idle = np_engine_connect_now (h.engine, 19, &spec, WAIT_MS, &open);
+  T_ASSERT (idle != NULL);
+  np_event_free (open);
+  int peer2 = t_accept (lfd, WAIT_MS);
+  t_write_all (peer2, "x", 1);
+  close_quietly (&h, idle, 19);
+  T_EQ (0, th_count (&h, 19, NP_EVENT_DATA));
+
+  close_quietly (&h, conn, 18);
+  th_free (&h);
+  close (peer);
+  close (peer2);
+  close (lfd);
+}
+
 /* np_engine_connect_soon(): tried on this thread, the outcome queued as
    the engine's own would be.  */
 static NpConn *
@@ -1165,6 +1218,7 @@ main (int argc, char **argv)
     { "connect-now/send-before-adopt-runs",
       test_now_send_before_adopt_runs },
     { "connect-now/quiet-hand-over", test_now_quiet_hand_over },
+    { "connect-now/owner-reads-first", test_now_owner_reads_first },
     { "connect-soon/open-then-data", test_soon_open_then_data },
     { "connect-soon/refused", test_soon_refused },
     { "connect-soon/reader-gone", test_soon_reader_gone },
