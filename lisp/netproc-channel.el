@@ -28,6 +28,7 @@
 (declare-function netproc--ring "netproc-module" ())
 (declare-function netproc--handle-event "netproc-io" (id type payload))
 (declare-function netproc--orphan "netproc-io" (proc))
+(declare-function netproc--owner-reads "netproc-io" (conn))
 
 (defconst netproc--top-directory
   (expand-file-name ".." (file-name-directory
@@ -56,6 +57,10 @@ one `make sanitize' makes.")
 
 (defvar netproc--batch []
   "The events being dispatched: [ID TYPE PAYLOAD ...].")
+
+(defvar netproc--settled nil
+  "Outcomes of :nowait connects that settled in the call, oldest first.
+Each is (ID TYPE PAYLOAD CONN), CONN being the connection or nil.")
 
 (defvar netproc--batch-pos 0
   "Index in `netproc--batch' of the next event to dispatch.")
@@ -115,6 +120,7 @@ starts a new engine."
     (let ((orphans (hash-table-values netproc--live)))
       (netproc--stop)
       (setq netproc--batch [] netproc--batch-pos 0
+            netproc--settled nil
             netproc--channel nil)
       (when orphans
         ;; Their sentinels speak the builtin's words, which cannot say
@@ -136,6 +142,49 @@ Run from `kill-emacs-hook', so exiting never waits on the network."
       (delete-process pipe))))
 
 ;;; Dispatch
+
+(defun netproc--next-wait-timer (timer function)
+  "Make TIMER run FUNCTION at Emacs's next wait; return TIMER.
+TIMER nil means a new timer.  Due since long ago, it runs as soon as
+Emacs looks at its timers, which it does in every wait, and not before."
+  (unless (memq timer timer-list)
+    (unless timer
+      (setq timer (timer-create))
+      (timer-set-function timer function))
+    (timer-set-time timer 0)
+    (timer-activate timer))
+  timer)
+
+(defvar netproc--settle-timer nil
+  "Timer that has a wait that is not netproc's show settled outcomes.")
+
+(defun netproc--settle-later (id type payload conn)
+  "Show the outcome TYPE with PAYLOAD of ID's :nowait connect at the next wait.
+CONN is the connection, nil when it failed.  Emacs finds the outcome of
+a :nowait connect at its next wait, even one that settled at once."
+  (setq netproc--settled
+        (nconc netproc--settled (list (list id type payload conn)))
+        netproc--settle-timer
+        (netproc--next-wait-timer netproc--settle-timer
+                                  #'netproc--settle-in-dispatch)))
+
+(defun netproc--settle-in-dispatch ()
+  "Have the channel's filter show the settled outcomes, in this wait.
+There they run as events always do, with the error handling Emacs gives
+process filters; run from this timer, they would get a timer's."
+  (when netproc--settled
+    (netproc--schedule-redispatch)))
+
+(defun netproc--settle ()
+  "Show the outcomes in `netproc--settled', in order.
+Every netproc wait and every dispatch does it first of all.  An opened
+connection's first input is then read by a wait for it."
+  (while netproc--settled
+    (pcase-let ((`(,id ,type ,payload ,conn) (pop netproc--settled)))
+      (netproc--handle-event id type payload)
+      (when (and conn (gethash id netproc--live))
+        (netproc--owner-reads conn))))
+  (netproc--report-deferred-errors))
 
 
 (defun netproc--channel-filter (_pipe _bytes)
@@ -164,6 +213,8 @@ a closure, allocated on every event.")
   (let ((netproc--dispatch-finished nil))
     (unwind-protect
         (progn
+          (when netproc--settled
+            (netproc--settle))
           (netproc--run-batch)
           ;; A stopped engine drains nothing: [].
           (when (fboundp 'netproc--drain)
@@ -245,6 +296,8 @@ returning; the dispatcher ends the wait itself once PREDICATE holds."
     ;; No dispatch before the first wait: whatever is queued has rung the
     ;; channel, and draining it here would leave that wake-up byte behind
     ;; to end a later wait for nothing.
+    (when netproc--settled
+      (netproc--settle))
     (setq value (funcall predicate))
     (when (and seconds (<= seconds 0))
       (setq slice nil))

@@ -75,14 +75,9 @@
 
 (defun netproc--give-back-soon ()
   "Have the engine read again what this thread keeps, at Emacs's next wait."
-  (unless (memq netproc--give-back-timer timer-list)
-    (unless netproc--give-back-timer
-      (setq netproc--give-back-timer (timer-create))
-      (timer-set-function netproc--give-back-timer #'netproc--give-back))
-    ;; Due since long ago: it runs as soon as Emacs looks at its timers,
-    ;; which it does in every wait, and not before.
-    (timer-set-time netproc--give-back-timer 0)
-    (timer-activate netproc--give-back-timer)))
+  (setq netproc--give-back-timer
+        (netproc--next-wait-timer netproc--give-back-timer
+                                  #'netproc--give-back)))
 
 (defun netproc--owner-reads (conn)
   "Note that this thread reads CONN's input, until Emacs next waits.

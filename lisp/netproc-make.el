@@ -349,8 +349,8 @@ to an address given as such or a socket path: Emacs makes that socket,
 sets its options and starts the connect in the call too (see
 `netproc--failed-at-once').  A :nowait one to a host name that is a
 numeric inet address is tried at once as well, though Emacs looks it
-up first: whatever comes of it is queued as an event, for the next
-wait, as the lookup would have made it wait."
+up first: what settles at once is kept for the next wait (see
+`netproc--settle-later'), as the lookup would have made it wait."
   (let* ((remote (plist-get target :remote))
          (id (netproc--rec-id (netproc--st-proc st)))
          (nowait (netproc--st-nowait st))
@@ -384,6 +384,10 @@ wait, as the lookup would have made it wait."
       (cond
        ((not (vectorp result))
         (setf (netproc--st-conn st) result))
+       ((eq now 'soon)
+        (setf (netproc--st-conn st) (aref result 0))
+        (netproc--settle-later id (aref result 1) (aref result 2)
+                               (aref result 0)))
        (nowait
         ;; Only a failure comes back at once (NOW 0).
         (netproc--failed-at-once st (aref result 2)))

@@ -357,30 +357,30 @@ Fconnect (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 
   if (!env->is_not_nil (env, args[6]))
     return np_make_handle (env, np_engine_connect (engine, (guint64) id, &spec));
-  if (env->eq (env, args[6], np_sym.soon))
-    {
-      NpConn *conn = np_engine_connect_soon (engine, (guint64) id, &spec);
-      return conn ? np_make_handle (env, conn) : np_sym.nil;
-    }
 
-  int timeout_ms = CONNECT_NOW_MS;
-  /* The Lisp side reads a blocking connect's first reply itself, and
-     gives input back to the engine at its next other wait.  */
+  /* The Lisp side reads an opened stream's first reply itself, and gives
+     input back to the engine at its next other wait.  */
   spec.owner_reads = TRUE;
-  if (!env->eq (env, args[6], np_sym.t))
-    {
-      intmax_t now;
-      if (!integer_arg (env, args[6], &now))
-        return np_sym.nil;
-      if (now != 0)
-        return np_error (env, "NOW must be nil, t, 0 or soon");
-      timeout_ms = 0;
-      spec.open_later = TRUE;
-    }
-
   NpEvent *outcome = NULL;
-  NpConn *conn = np_engine_connect_now (engine, (guint64) id, &spec,
-                                        timeout_ms, &outcome);
+  NpConn *conn;
+  if (env->eq (env, args[6], np_sym.soon))
+    conn = np_engine_connect_soon (engine, (guint64) id, &spec, &outcome);
+  else
+    {
+      int timeout_ms = CONNECT_NOW_MS;
+      if (!env->eq (env, args[6], np_sym.t))
+        {
+          intmax_t now;
+          if (!integer_arg (env, args[6], &now))
+            return np_sym.nil;
+          if (now != 0)
+            return np_error (env, "NOW must be nil, t, 0 or soon");
+          timeout_ms = 0;
+          spec.open_later = TRUE;
+        }
+      conn = np_engine_connect_now (engine, (guint64) id, &spec, timeout_ms,
+                                    &outcome);
+    }
   emacs_value handle = conn ? np_make_handle (env, conn) : np_sym.nil;
   if (!outcome)
     return handle;
@@ -848,7 +848,9 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Start connecting: ID FAMILY HOST PORT PATH REMOTE NOW OPTIONS\n"
          "TYPE.  TYPE is nil, seqpacket or datagram.\n"
          "Return the connection's handle; with NOW, connect a numeric\n"
-         "address at once and return [HANDLE TYPE PAYLOAD] if it settled.\n"
+         "address at once and return [HANDLE TYPE PAYLOAD] if it settled\n"
+         "(NOW soon: only started, and looked at).  An opened stream's\n"
+         "input is then this thread's, until `netproc--read-direct-end'.\n"
          "OPTIONS is nil or [OPTION VALUE ...], for each socket made.");
   np_defun (env, "netproc--listen", 6, Flisten,
          "Listen: ID ADDRESS BACKLOG REUSEADDR OPTIONS TYPE.\n"

@@ -5,12 +5,10 @@
    non-empty, and again when a capped drain leaves events behind, so the
    pipe never fills with one byte per event.
 
-   The engine thread writes to WAKE_FD; the owner's thread writes to it
-   only for an outcome it found itself (np__channel_post_from_owner()).
-   The drain runs on Emacs's main thread, where a write to a pipe whose
-   reader has gone would raise SIGPIPE and end a batch Emacs; the engine
-   thread has every signal blocked and takes EPIPE as an error value
-   instead, and the owner's write holds the signal off.
+   Only the engine thread writes to WAKE_FD.  The drain runs on Emacs's
+   main thread, where a write to a pipe whose reader has gone would raise
+   SIGPIPE and end a batch Emacs; the engine thread has every signal
+   blocked and takes EPIPE as an error value instead.
 
    Inbound flow control lives here too: every DATA event counts against its
    connection until drained.  At conn_in_high the engine stops reading that
@@ -22,7 +20,6 @@
    brings the total down to total_in_low lets them all read again.  */
 
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -132,37 +129,6 @@ np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event)
   if (was_empty)
     np__channel_ring (engine, FALSE);
   return TRUE;
-}
-
-/* The owner's thread: queues EVENT, whose connection it has not closed
-   (it has only just made it), and rings as the engine would.  The
-   reader may be gone (Emacs deleted the channel): the write then raises
-   SIGPIPE at this thread, which would end a batch Emacs, so the signal
-   is held off around it and taken if the write raised it.  */
-void
-np__channel_post_from_owner (NpEngine *engine, NpEvent *event)
-{
-  pthread_mutex_lock (&engine->event_lock);
-  gboolean was_empty = push_locked (engine, event);
-  pthread_mutex_unlock (&engine->event_lock);
-  if (!was_empty)
-    return;
-
-  sigset_t pipe_only, old;
-  sigemptyset (&pipe_only);
-  sigaddset (&pipe_only, SIGPIPE);
-  pthread_sigmask (SIG_BLOCK, &pipe_only, &old);
-  static const guint8 byte = 1;
-  ssize_t n;
-  while ((n = write (engine->wake_fd, &byte, 1)) < 0 && errno == EINTR)
-    ;
-  if (n < 0 && errno == EPIPE && !sigismember (&old, SIGPIPE))
-    {
-      static const struct timespec now = { 0, 0 };
-      while (sigtimedwait (&pipe_only, NULL, &now) < 0 && errno == EINTR)
-        ;
-    }
-  pthread_sigmask (SIG_SETMASK, &old, NULL);
 }
 
 /* Queues EVENT, a DATA event of CONN, counting it against the inbound

@@ -230,7 +230,6 @@ void np__engine_unregister (NpEngine *engine, NpConn *conn);
 /* channel.c */
 NpEvent *np__event_new (guint64 id, NpEventType type, gsize len);
 gboolean np__channel_post (NpEngine *engine, NpConn *conn, NpEvent *event);
-void np__channel_post_from_owner (NpEngine *engine, NpEvent *event);
 gboolean np__channel_post_data (NpEngine *engine, NpConn *conn,
                                 const guint8 *data, gsize len);
 gboolean np__channel_post_datagram (NpEngine *engine, NpConn *conn,

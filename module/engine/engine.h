@@ -188,7 +188,8 @@ typedef struct
      outcome.  For a caller that must not see the connection open before
      it next waits (Emacs's :nowait).  */
   gboolean open_later;
-  /* np_engine_connect_now(), a stream that opens as the outcome: it
+  /* np_engine_connect_now() and np_engine_connect_soon(), a stream that
+     opens as the outcome: it
      starts as after np_conn_read_direct() with KEEP, the engine not
      watching it for input, so that the first reply, read directly, wakes
      no thread.  The owner then must call np_conn_read_direct_end()
@@ -286,14 +287,15 @@ NpConn *np_engine_connect_now (NpEngine *engine, guint64 id,
                                const NpConnectSpec *spec, int timeout_ms,
                                NpEvent **outcome);
 
-/* The same without waiting, for an asynchronous connect: what settles at
-   once (a fast connect on loopback, a refusal) is queued as the engine
-   would queue it, its wake-up byte written from this thread, and the
-   owner learns of it at its next drain, as of everything else; the
-   rest, the engine finishes.  Returns the connection, or NULL when it
-   failed at once (its FAILED event queued).  */
+/* The same without waiting, for an asynchronous connect: the connect
+   is started, and a look (poll with no wait) finds whether it settled
+   already, as a fast connect on loopback or a refusal does.  What
+   settled is *OUTCOME, as for np_engine_connect_now(), for the owner to
+   show at its next wait; the rest, the engine finishes and reports.
+   Returns the connection, or NULL when it failed at once.  */
 NpConn *np_engine_connect_soon (NpEngine *engine, guint64 id,
-                                const NpConnectSpec *spec);
+                                const NpConnectSpec *spec,
+                                NpEvent **outcome);
 
 /* Start connecting (name resolution included) and return a handle owned by
    the caller; the engine keeps its own reference while the socket lives.

@@ -204,22 +204,10 @@ adopt_open_quietly (NpConn *conn, int fd, gboolean owner_reads)
     np__engine_post (conn->engine, NP_CMD_SYNC, NULL, FALSE);
 }
 
-/* The outcome EVENT of a connect made on the caller's thread: its own to
-   handle (OUTCOME), or, with QUEUE, the channel's to deliver, as if the
-   engine had found it.  */
-static void
-settle_here (NpEngine *engine, NpEvent *event, gboolean queue,
-             NpEvent **outcome)
-{
-  if (queue)
-    np__channel_post_from_owner (engine, event);
-  else
-    *outcome = event;
-}
-
+/* np_engine_connect_now(), and with LOOK np_engine_connect_soon().  */
 static NpConn *
 connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
-                  int timeout_ms, gboolean queue, NpEvent **outcome)
+                  int timeout_ms, gboolean look, NpEvent **outcome)
 {
   *outcome = NULL;
   NpConn *conn = conn_from_spec (engine, id, spec);
@@ -258,7 +246,7 @@ connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
           event->option_failed = TRUE;
           event->option_index = failed_option;
           close (fd);
-          settle_here (engine, event, queue, outcome);
+          *outcome = event;
           np_conn_unref (conn);
           return NULL;
         }
@@ -266,9 +254,10 @@ connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
       if (!conn->datagram)
         {
           err = connect_here (fd, &target, timeout_ms);
-          /* Queued, the outcome may be whatever a look finds now:
-             nobody sees it before the next wait, as if it took time.  */
-          if (err == EINPROGRESS && queue)
+          /* Asynchronous, the outcome may be whatever a look finds
+             now: the owner shows it no sooner than its next wait, as if
+             it took time.  */
+          if (err == EINPROGRESS && look)
             err = connect_wait (fd, 0);
           /* The engine finds the socket writable and reports the OPEN.  */
           if (err == 0 && spec->open_later)
@@ -303,13 +292,11 @@ connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
           conn->family = target.addr.ss_family;
           np__datagram_set_address (conn, &target.addr, target.len);
         }
-      /* Queued before the engine can read the socket, so that it comes
-         before the first DATA.  */
-      settle_here (engine, event, queue, outcome);
+      *outcome = event;
       if (conn->datagram || conn->seqpacket)
         np__engine_post (engine, NP_CMD_ADOPT, conn, FALSE);
       else
-        adopt_open_quietly (conn, fd, spec->owner_reads && !queue);
+        adopt_open_quietly (conn, fd, spec->owner_reads);
       return conn;
     }
 
@@ -321,7 +308,7 @@ connect_here_now (NpEngine *engine, guint64 id, const NpConnectSpec *spec,
       event_addresses (event, fd, &target);
       close (fd);
     }
-  settle_here (engine, event, queue, outcome);
+  *outcome = event;
   np_conn_unref (conn);
   return NULL;
 }
@@ -336,10 +323,9 @@ np_engine_connect_now (NpEngine *engine, guint64 id,
 
 NpConn *
 np_engine_connect_soon (NpEngine *engine, guint64 id,
-                        const NpConnectSpec *spec)
+                        const NpConnectSpec *spec, NpEvent **outcome)
 {
-  NpEvent *outcome;
-  return connect_here_now (engine, id, spec, 0, TRUE, &outcome);
+  return connect_here_now (engine, id, spec, 0, TRUE, outcome);
 }
 
 NpConn *

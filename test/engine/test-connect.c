@@ -1091,33 +1091,21 @@ test_now_owner_reads_first (void)
   close (lfd);
 }
 
-/* np_engine_connect_soon(): tried on this thread, the outcome queued as
-   the engine's own would be.  */
+/* np_engine_connect_soon(): started on this thread and looked at once;
+   what settled is the caller's, and nothing is queued for it.  */
 static NpConn *
-connect_soon_sin (THarness *h, guint64 id, const struct sockaddr_in *sin)
+connect_soon_sin (THarness *h, guint64 id, const struct sockaddr_in *sin,
+                  NpEvent **outcome)
 {
   NpConnectSpec spec = { .family = AF_INET,
                          .remote = (const struct sockaddr *) sin,
-                         .remote_len = sizeof *sin };
-  return np_engine_connect_soon (h->engine, id, &spec);
-}
-
-/* The index in H's events of the first of TYPE for ID.  */
-static guint
-event_index (THarness *h, guint64 id, NpEventType type)
-{
-  for (guint i = 0; i < h->events->len; i++)
-    {
-      NpEvent *e = g_ptr_array_index (h->events, i);
-      if (e->id == id && e->type == type)
-        return i;
-    }
-  T_FAIL ("no event %d for id %" G_GUINT64_FORMAT, type, id);
-  return 0;
+                         .remote_len = sizeof *sin,
+                         .owner_reads = TRUE };
+  return np_engine_connect_soon (h->engine, id, &spec, outcome);
 }
 
 static void
-test_soon_open_then_data (void)
+test_soon_settled_open (void)
 {
   THarness h;
   th_init (&h, NULL);
@@ -1125,28 +1113,50 @@ test_soon_open_then_data (void)
   int lfd = t_listen_tcp (AF_INET, &port);
   struct sockaddr_in sin = loopback_sin (port);
 
-  NpConn *conn = connect_soon_sin (&h, 20, &sin);
-  T_ASSERT (conn != NULL);
-  int peer = t_accept (lfd, WAIT_MS);
-  /* The peer speaks at once: its bytes come after the OPEN all the
-     same.  */
-  t_write_all (peer, "hi", 2);
-  th_wait_data (&h, 20, 2, WAIT_MS);
-  NpEvent *open = g_ptr_array_index (h.events, event_index (&h, 20,
-                                                            NP_EVENT_OPEN));
-  T_ASSERT (event_index (&h, 20, NP_EVENT_OPEN)
-            < event_index (&h, 20, NP_EVENT_DATA));
-  T_EQ (1, th_count (&h, 20, NP_EVENT_OPEN));
-  assert_loopback (&open->remote, open->remote_len, port);
-  assert_local_is_peer_of (open, peer);
+  /* A loopback connect is done by the time of the look, but a loaded
+     machine may defer its last step: then the engine reports it, which
+     other tests cover.  One of a few tries settles.  */
+  gboolean settled = FALSE;
+  guint64 id = 20;
+  for (int i = 0; i < 20 && !settled; i++, id++)
+    {
+      NpEvent *open = NULL;
+      NpConn *conn = connect_soon_sin (&h, id, &sin, &open);
+      T_ASSERT (conn != NULL);
+      int peer = t_accept (lfd, WAIT_MS);
+      if (!open)
+        {
+          th_wait (&h, id, NP_EVENT_OPEN, WAIT_MS);
+          close_quietly (&h, conn, id);
+          close (peer);
+          continue;
+        }
+      T_EQ (NP_EVENT_OPEN, open->type);
+      assert_loopback (&open->remote, open->remote_len, port);
+      assert_local_is_peer_of (open, peer);
+      np_event_free (open);
+      settled = TRUE;
 
-  T_EQ (0, np_conn_send (conn, "ok", 2));
-  char buf[2];
-  T_EQ (2, t_read_full (peer, buf, 2, WAIT_MS));
-  close_quietly (&h, conn, 20);
-  assert_eof (peer);
+      /* The peer speaks at once: the engine leaves it to the owner.  */
+      t_write_all (peer, "hi", 2);
+      settle (&h);
+      th_pump_for (&h, 50);
+      T_EQ (0, th_count (&h, id, NP_EVENT_OPEN));
+      T_EQ (0, th_count (&h, id, NP_EVENT_DATA));
+      char buf[4];
+      T_EQ (2, np_conn_read_direct (conn, WAIT_MS, TRUE, buf, sizeof buf));
+      np_conn_read_direct_end (conn);
+      t_write_all (peer, "more", 4);
+      th_wait_data (&h, id, 4, WAIT_MS);
+
+      T_EQ (0, np_conn_send (conn, "ok", 2));
+      T_EQ (2, t_read_full (peer, buf, 2, WAIT_MS));
+      close_quietly (&h, conn, id);
+      assert_eof (peer);
+      close (peer);
+    }
+  T_ASSERT (settled);
   th_free (&h);
-  close (peer);
   close (lfd);
 }
 
@@ -1157,32 +1167,15 @@ test_soon_refused (void)
   th_init (&h, NULL);
   struct sockaddr_in sin = loopback_sin (closed_port ());
 
-  T_ASSERT (connect_soon_sin (&h, 21, &sin) == NULL);
-  NpEvent *failed = th_wait (&h, 21, NP_EVENT_FAILED, WAIT_MS);
+  NpEvent *failed = NULL;
+  T_ASSERT (connect_soon_sin (&h, 21, &sin, &failed) == NULL);
+  T_ASSERT (failed != NULL);
+  T_EQ (NP_EVENT_FAILED, failed->type);
   T_EQ (ECONNREFUSED, failed->code);
   T_STREQ ("Connection refused", failed->message);
+  np_event_free (failed);
   settle (&h);
-  T_EQ (1, h.events->len);
-  th_free (&h);
-}
-
-/* Nobody reads the channel any more: the wake-up byte written from this
-   thread meets EPIPE, and the SIGPIPE it raised is taken, not delivered
-   (its default action would end the process, as it would end Emacs).  */
-static void
-test_soon_reader_gone (void)
-{
-  THarness h;
-  th_init (&h, NULL);
-  struct sockaddr_in sin = loopback_sin (closed_port ());
-  T_ASSERT (signal (SIGPIPE, SIG_DFL) != SIG_ERR);
-  close (h.wake[0]);
-  h.wake[0] = open ("/dev/null", O_RDONLY);
-
-  T_ASSERT (connect_soon_sin (&h, 22, &sin) == NULL);
-  sigset_t pending;
-  T_EQ (0, sigpending (&pending));
-  T_ASSERT (!sigismember (&pending, SIGPIPE));
+  T_EQ (0, h.events->len);
   th_free (&h);
 }
 
@@ -1219,9 +1212,8 @@ main (int argc, char **argv)
       test_now_send_before_adopt_runs },
     { "connect-now/quiet-hand-over", test_now_quiet_hand_over },
     { "connect-now/owner-reads-first", test_now_owner_reads_first },
-    { "connect-soon/open-then-data", test_soon_open_then_data },
+    { "connect-soon/settled-open", test_soon_settled_open },
     { "connect-soon/refused", test_soon_refused },
-    { "connect-soon/reader-gone", test_soon_reader_gone },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }
