@@ -26,6 +26,7 @@
 (declare-function netproc--running-p "netproc-module" ())
 (declare-function netproc--drain "netproc-module" ())
 (declare-function netproc--ring "netproc-module" ())
+(declare-function netproc--flush "netproc-module" ())
 (declare-function netproc--handle-event "netproc-io" (id type payload))
 (declare-function netproc--orphan "netproc-io" (proc))
 (declare-function netproc--owner-reads "netproc-io" (conn))
@@ -203,6 +204,11 @@ filter that waits) carries on from the right place."
       (netproc--handle-event (aref batch i) (aref batch (1+ i))
                              (aref batch (+ i 2))))))
 
+(defvar netproc--dispatching nil
+  "Non-nil while events are dispatched, filters and sentinels running.
+Connections they close are left to the engine thread, woken once for
+all of them when the dispatch ends (see `netproc--close-conn').")
+
 (defvar netproc--dispatch-finished nil
   "Non-nil once the innermost `netproc--dispatch' has run to its end.
 Dynamically bound: a lexical flag would make the dispatch's unwind form
@@ -210,7 +216,8 @@ a closure, allocated on every event.")
 
 (defun netproc--dispatch ()
   "Dispatch what is left of the current batch, then drain and dispatch."
-  (let ((netproc--dispatch-finished nil))
+  (let ((netproc--dispatch-finished nil)
+        (netproc--dispatching t))
     (unwind-protect
         (progn
           (when netproc--settled
@@ -222,7 +229,11 @@ a closure, allocated on every event.")
                   netproc--batch-pos 0)
             (netproc--run-batch))
           (setq netproc--dispatch-finished t))
-      (unless netproc--dispatch-finished
+      ;; Either wakes the engine, which then closes what the handlers
+      ;; left to it.
+      (if netproc--dispatch-finished
+          (when (fboundp 'netproc--flush)
+            (netproc--flush))
         (netproc--schedule-redispatch))))
   (netproc--report-deferred-errors)
   (netproc--end-wait-if-satisfied))

@@ -16,6 +16,8 @@
 
 (declare-function netproc--set-paused "netproc-module" (conn flag))
 (declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--close-deferred "netproc-module" (conn))
+(declare-function netproc--flush "netproc-module" ())
 (declare-function netproc--read-direct-end "netproc-module" (conn))
 (declare-function netproc--datagram-received "netproc-module"
                   (conn sender))
@@ -78,6 +80,22 @@
   (setq netproc--give-back-timer
         (netproc--next-wait-timer netproc--give-back-timer
                                   #'netproc--give-back)))
+
+(defvar netproc--flush-timer nil
+  "Timer that wakes the engine for closes left to it, at Emacs's next wait.")
+
+(defun netproc--close-conn (conn)
+  "Close CONN, the connection of a netproc being deleted.
+A filter or sentinel leaves the close to the engine thread, which the
+end of the dispatch wakes once for all the closes of its batch (a
+server closing each connection it answered, say).  A handler that waits
+before that wakes it at once (`netproc--flush-timer').  Elsewhere the
+close costs this thread less than waking the engine would."
+  (if (not netproc--dispatching)
+      (netproc--close conn)
+    (netproc--close-deferred conn)
+    (setq netproc--flush-timer
+          (netproc--next-wait-timer netproc--flush-timer #'netproc--flush))))
 
 (defun netproc--owner-reads (conn)
   "Note that this thread reads CONN's input, until Emacs next waits.

@@ -270,7 +270,7 @@ buffer's netproc."
     (netproc--forget-events proc)
     (when (netproc--st-conn st)
       (netproc--owner-done (netproc--st-conn st))
-      (netproc--close (netproc--st-conn st)))
+      (netproc--close-conn (netproc--st-conn st)))
     (setf (netproc--st-status st) 'closed
           (netproc--st-exit-status st) 0
           (netproc--st-held st) nil)

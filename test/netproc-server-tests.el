@@ -1233,5 +1233,47 @@ Root may bind any port, so the refusal needs an unprivileged child."
                    "(file-error \"Cannot bind server socket\" \"Permission denied\")"))
     (should (equal netproc builtin))))
 
+;;;; Closing from handlers
+
+(defun netproc-test-server--builtin-client (port)
+  "Connect a builtin client to 127.0.0.1 PORT; it notes when it ends.
+Builtin on both sides: its sentinel runs in any wait, netproc's too."
+  (make-network-process :name "bc" :host "127.0.0.1" :service port
+                        :noquery t
+                        :sentinel (lambda (p e) (process-put p 'ended e))))
+
+(defun netproc-test-server--client-ended (client)
+  "Return the sentinel message that ended the builtin CLIENT, or nil."
+  (process-get client 'ended))
+
+(defun netproc-test-server--client-delete (client)
+  "Delete the builtin CLIENT."
+  (delete-process client))
+
+(netproc-test-server-deftest netproc-test-server-sentinel-deletes-then-waits ()
+  "A sentinel deletes the connection it accepted, then waits in it.
+The peer sees the end during that wait, as it would at once had the
+sentinel not waited."
+  (let* ((client nil)
+         (seen :no-sentinel)
+         (srv (make-network-process
+               :name "dw" :server t :host "127.0.0.1" :service t :noquery t
+               :sentinel
+               (lambda (proc event)
+                 (when (string-prefix-p "open from" event)
+                   (delete-process proc)
+                   (let ((end (+ (float-time) 3)))
+                     (while (and (not (netproc-test-server--client-ended
+                                       client))
+                                 (< (float-time) end))
+                       (sleep-for 0.02)))
+                   (setq seen (netproc-test-server--client-ended client))))))
+         (port (process-contact srv :service)))
+    (setq client (netproc-test-server--builtin-client port))
+    (netproc-test-wait-for (not (eq seen :no-sentinel)) 5)
+    (netproc-test-note :client-saw-during-the-wait seen)
+    (netproc-test-server--client-delete client)
+    (delete-process srv)))
+
 (provide 'netproc-server-tests)
 ;;; netproc-server-tests.el ends here

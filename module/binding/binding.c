@@ -629,6 +629,26 @@ Fclose (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return np_sym.nil;
 }
 
+static emacs_value
+Fclose_deferred (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+                 void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = np_conn_arg (env, args[0]);
+  if (conn)
+    np_conn_close_deferred (conn);
+  return np_sym.nil;
+}
+
+static emacs_value
+Fflush (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) args; (void) data;
+  if (engine)
+    np_engine_flush (engine);
+  return np_sym.nil;
+}
+
 /* Draining: every pending event as one flat vector [ID TYPE PAYLOAD ...],
    so one module call serves a whole wake-up.  */
 
@@ -880,6 +900,11 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Stop reading CONN when FLAG is non-nil, else resume.");
   np_defun (env, "netproc--close", 1, Fclose,
          "Close CONN; no event for it follows.");
+  np_defun (env, "netproc--close-deferred", 1, Fclose_deferred,
+         "Close CONN as `netproc--close' does, but leave a client's socket\n"
+         "to the engine, which takes it when next woken: see `netproc--flush'.");
+  np_defun (env, "netproc--flush", 0, Fflush,
+         "Wake the engine if work left to it waits, closes among it.");
   np_defun (env, "netproc--drain", 0, Fdrain,
          "Return the pending events as a vector [ID TYPE PAYLOAD ...].");
   np_defun (env, "netproc--ring", 0, Fring,

@@ -92,6 +92,18 @@ command_new (NpCommandType type, NpConn *conn, gboolean flag, NpDone *done)
    closes connections without ever waiting would otherwise pile them up.  */
 #define NP_QUIET_COMMANDS_MAX 64
 
+/* Not GLib's own wake-up (g_source_set_ready_time()): that takes the
+   context's lock, which the engine thread holds through most of each
+   iteration, so posts from Emacs's thread would wait for it.  An eventfd
+   write takes no lock of ours.  */
+static void
+write_wake (NpEngine *engine)
+{
+  static const guint64 one = 1;
+  while (write (engine->cmd_wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
+}
+
 /* Posting never blocks beyond the short queue lock, so any thread may do
    it, including a finalizer running inside Emacs's garbage collection.  */
 static void
@@ -123,16 +135,7 @@ submit (NpEngine *engine, NpCommand *cmd, gboolean wake)
       return;
     }
   if (ring)
-    {
-      /* Not GLib's own wake-up (g_source_set_ready_time()): that takes
-         the context's lock, which the engine thread holds through most
-         of each iteration, so posts from Emacs's thread would wait for
-         it.  An eventfd write takes no lock of ours.  */
-      static const guint64 one = 1;
-      while (write (engine->cmd_wake_fd, &one, sizeof one) < 0
-             && errno == EINTR)
-        ;
-    }
+    write_wake (engine);
 }
 
 static void
@@ -526,6 +529,19 @@ void
 np_engine_sync (NpEngine *engine)
 {
   np__engine_post_and_wait (engine, NP_CMD_SYNC, NULL, FALSE);
+}
+
+void
+np_engine_flush (NpEngine *engine)
+{
+  pthread_mutex_lock (&engine->cmd_lock);
+  gboolean ring = !engine->cmd_rung && engine->cmd_quiet > 0
+                  && !engine->cmd_closed;
+  if (ring)
+    engine->cmd_rung = TRUE;
+  pthread_mutex_unlock (&engine->cmd_lock);
+  if (ring)
+    write_wake (engine);
 }
 
 void

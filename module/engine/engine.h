@@ -461,6 +461,17 @@ void np_conn_set_paused (NpConn *conn, gboolean paused);
    returns, so its address can be bound again at once.  */
 void np_conn_close (NpConn *conn);
 
+/* The same, but the socket of a stream or datagram client is left for
+   the engine thread to close when it next wakes, which np_engine_flush()
+   brings about.  For closes made in a batch (an owner's handlers ending
+   the connections its events concern): they cost one wake-up in all,
+   and this thread none of their system calls.  */
+void np_conn_close_deferred (NpConn *conn);
+
+/* Wakes the engine thread if work posted without a wake-up waits for it
+   (np_conn_close_deferred(), among others).  */
+void np_engine_flush (NpEngine *engine);
+
 G_END_DECLS
 
 #endif /* NETPROC_ENGINE_H */

@@ -509,8 +509,9 @@ close_here (NpConn *conn)
   return here;
 }
 
-void
-np_conn_close (NpConn *conn)
+/* np_conn_close(), or with DEFER np_conn_close_deferred().  */
+static void
+close_conn (NpConn *conn, gboolean defer)
 {
   NpEngine *engine = conn->engine;
 
@@ -530,10 +531,24 @@ np_conn_close (NpConn *conn)
      datagram server's.  */
   if (conn->listener || conn->datagram_server)
     np__engine_post_and_wait (engine, NP_CMD_CLOSE, conn, FALSE);
+  else if (defer)
+    np__engine_post_quietly (engine, NP_CMD_CLOSE, conn);
   else if (close_here (conn))
     np__engine_post_quietly (engine, NP_CMD_CLOSE, conn);
   else
     np__engine_post (engine, NP_CMD_CLOSE, conn, FALSE);
+}
+
+void
+np_conn_close (NpConn *conn)
+{
+  close_conn (conn, FALSE);
+}
+
+void
+np_conn_close_deferred (NpConn *conn)
+{
+  close_conn (conn, TRUE);
 }
 
 /* Engine thread from here on.  */

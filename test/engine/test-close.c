@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -341,6 +342,52 @@ test_close_here_in_a_loop (void)
   close (lfd);
 }
 
+/* np_conn_close_deferred(): a batch of closes left to the engine, which
+   does nothing of them (the peers see no end) until np_engine_flush()
+   wakes it once for all.  */
+static void
+test_close_deferred_until_flush (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  int before = t_count_fds ();
+  enum { N = 8 };
+  NpConn *conns[N];
+  int peers[N];
+  for (int i = 0; i < N; i++)
+    {
+      conns[i] = open_now (&h, (guint64) i + 1, port);
+      peers[i] = t_accept (lfd, WAIT_MS);
+    }
+  /* The engine has taken everything over and sleeps.  */
+  np_engine_sync (h.engine);
+  th_drain_now (&h);
+  guint boundary = h.events->len;
+
+  for (int i = 0; i < N; i++)
+    np_conn_close_deferred (conns[i]);
+  struct pollfd pfd = { .fd = peers[0], .events = POLLIN };
+  T_EQ (0, poll (&pfd, 1, 100));
+
+  np_engine_flush (h.engine);
+  char byte;
+  for (int i = 0; i < N; i++)
+    {
+      T_EQ (0, t_read_full (peers[i], &byte, 1, WAIT_MS));
+      close (peers[i]);
+      np_conn_unref (conns[i]);
+    }
+  np_engine_sync (h.engine);
+  th_drain_now (&h);
+  for (int i = 0; i < N; i++)
+    th_assert_quiet_after (&h, (guint64) i + 1, boundary);
+  T_EQ (before, t_count_fds ());
+  th_free (&h);
+  close (lfd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -353,6 +400,7 @@ main (int argc, char **argv)
     { "close/refs-outlive-engine", test_refs_outlive_engine },
     { "close/here-number-reused", test_close_here_number_reused },
     { "close/here-in-a-loop", test_close_here_in_a_loop },
+    { "close/deferred-until-flush", test_close_deferred_until_flush },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }

@@ -55,6 +55,8 @@ static const struct
   { "netproc--shutdown-write", 1, CONN },
   { "netproc--set-paused", 2, CONN },
   { "netproc--close", 1, CONN },
+  { "netproc--close-deferred", 1, CONN },
+  { "netproc--flush", 0, NIL },
   { "netproc--drain", 0, EMPTY_VECTOR },
   { "netproc--ring", 0, NIL },
   { "netproc--queue-stats", 0, NIL },
