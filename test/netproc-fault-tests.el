@@ -435,17 +435,6 @@ for the builtin's lookups")
         :exit (format "Name lookup of %s failed" netproc-test-fault--unresolvable)
         :live nil :listed t :sentinel nil :on-delete '("deleted\n") :left 0))
 
-(defmacro netproc-test-fault-with-resolver (mode code message &rest body)
-  "Run BODY while netproc's engine resolves names as MODE, CODE, MESSAGE say.
-See `netproc--test-resolver'.  GIO's resolver is back after BODY."
-  (declare (indent 3) (debug t))
-  `(progn
-     (netproc--ensure-engine)
-     (netproc--test-resolver ,mode ,code ,message)
-     (unwind-protect (progn ,@body)
-       (when (netproc--running-p)
-         (netproc--test-resolver nil nil nil)))))
-
 (ert-deftest netproc-test-fault-unresolvable ()
   "A name that cannot resolve: the builtin's error and statuses, word for word.
 Both ways a lookup fails: the name does not exist (NXDOMAIN, \"Name or
@@ -464,7 +453,7 @@ so nothing can be lost; no netproc and no descriptor is left."
           netproc)
       (netproc-test-fault-alone
         (let ((fds (netproc-test-fault-fds-begin)))
-          (netproc-test-fault-with-resolver 'fail code text
+          (netproc-test-with-resolver 'fail code text
             (setq netproc (eval (netproc-test-rename
                                  netproc-test-fault--lookup-form)
                                 t)))
@@ -521,7 +510,7 @@ printed."
   (netproc-test-fault-alone
     (let ((fds (netproc-test-fault-fds-begin))
           (calls nil))
-      (netproc-test-fault-with-resolver 'stall nil nil
+      (netproc-test-with-resolver 'stall nil nil
         ;; C-g during a blocking connect whose lookup never ends.
         (let* ((before (netproc-list))
                (timer (run-at-time 0.3 nil (lambda () (setq quit-flag t))))
@@ -1367,7 +1356,7 @@ channel and works, and the old engine's descriptors are all closed."
       (netproc-test-fault--messages)
       (netproc-send-string a "before")
       (netproc-test-wait-for (equal (funcall (cdr collector)) "BEFORE"))
-      (netproc-test-fault-with-resolver 'stall nil nil
+      (netproc-test-with-resolver 'stall nil nil
         (let ((n (netproc-make-network-process
                   :name "n" :host "stalled.test" :service 80 :nowait t
                   :sentinel (lambda (_p m) (netproc-test-note :n-sentinel m))))

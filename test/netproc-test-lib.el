@@ -677,6 +677,101 @@ OBJECTS-BEFORE and BUFFERS-BEFORE are what existed before it ran."
       (ignore-errors (delete-directory d t)))
     names))
 
+;;;; Name lookups that stay on this machine
+
+;; A lookup of a name that does not exist (no-such-host.invalid) is a
+;; DNS query when the system's name service asks the DNS, and the tests
+;; send nothing off this machine.  Both sides look names up with
+;; glibc's getaddrinfo() (GIO's threaded resolver calls it too), which
+;; asks the sources of the hosts line of /etc/nsswitch.conf.
+;; test/with-local-lookups.sh, through which the runners start, makes
+;; that line "hosts: files" in a mount namespace of the run's own when
+;; it can; the tests that need such a lookup skip otherwise.
+
+(defconst netproc-test-local-hosts-sources '("files" "myhostname")
+  "Sources of the hosts database that answer from this machine alone.
+\"files\" reads /etc/hosts, \"myhostname\" knows this host's names.
+Any other (\"dns\", \"resolve\", \"mdns4_minimal\", ...) may ask the
+network.")
+
+(defun netproc-test-hosts-sources (text)
+  "Return the sources of the hosts database in TEXT, an nsswitch.conf.
+A line is read as glibc reads it: blanks, the database's name, then any
+run of blanks and colons.  Comments and [STATUS=ACTION] items are left
+out; several hosts lines give the sources of all.  Return nil when there
+is no hosts line; for one that names no source, (:none)."
+  (let ((sources nil)
+        (case-fold-search t))
+    (dolist (line (split-string text "\n"))
+      (let ((line (replace-regexp-in-string "#.*" "" line)))
+        (when (string-match "\\`[[:space:]]*hosts[[:space:]:]+\\(.*\\)" line)
+          (let ((words (split-string
+                        (replace-regexp-in-string
+                         "\\[[^]]*\\]" " " (match-string 1 line)))))
+            (setq sources (append sources (or words '(:none))))))))
+    sources))
+
+(defun netproc-test-nsswitch-local-p (text)
+  "Return non-nil if name lookups by TEXT, an nsswitch.conf, stay here.
+That is when it has a hosts line, and each of the sources of its hosts
+lines is in `netproc-test-local-hosts-sources'.  Without a hosts line,
+glibc asks the DNS."
+  (let ((sources (netproc-test-hosts-sources text)))
+    (and sources
+         (cl-every (lambda (s) (member s netproc-test-local-hosts-sources))
+                   sources)
+         t)))
+
+(defun netproc-test--socket-p (file)
+  "Return non-nil if FILE is a socket."
+  (let ((attributes (file-attributes file)))
+    (and attributes (eq (aref (file-attribute-modes attributes) 0) ?s))))
+
+(defun netproc-test-lookups-local-p ()
+  "Return non-nil if a name lookup here cannot leave this machine.
+That is when /etc/nsswitch.conf satisfies `netproc-test-nsswitch-local-p'
+and nscd has no socket: glibc would ask nscd, which resolves by its own
+configuration.  The builtin and GIO both resolve with glibc's
+getaddrinfo(), so the answer holds for both sides."
+  (and (not (netproc-test--socket-p "/var/run/nscd/socket"))
+       (not (netproc-test--socket-p "/run/nscd/socket"))
+       (file-readable-p "/etc/nsswitch.conf")
+       (netproc-test-nsswitch-local-p
+        (with-temp-buffer
+          (insert-file-contents "/etc/nsswitch.conf")
+          (buffer-string)))))
+
+(defun netproc-test-skip-unless-lookups-local ()
+  "Skip the running test unless `netproc-test-lookups-local-p'.
+For a test that looks up a name that does not exist, which through the
+DNS would be a query leaving the machine.  In a scenario body it skips
+the whole test, on every side: see `netproc-test-with-side'."
+  (unless (netproc-test-lookups-local-p)
+    (let ((why (concat "a lookup here may ask the DNS: see "
+                       "test/with-local-lookups.sh")))
+      (message "%s skipped: %s"
+               (let ((test (ert-running-test)))
+                 (if test (ert-test-name test) "A scenario"))
+               why)
+      (ert-skip why))))
+
+(declare-function netproc--test-resolver "netproc-module" (mode code message))
+(declare-function netproc--ensure-engine "netproc-channel" ())
+(declare-function netproc--running-p "netproc-module" ())
+
+(defmacro netproc-test-with-resolver (mode code message &rest body)
+  "Run BODY while netproc's engine resolves names as MODE, CODE, MESSAGE say.
+See `netproc--test-resolver': MODE `stall' or `fail'.  Nothing is asked
+of the name service meanwhile, except for numbers and localhost, which
+GLib answers itself.  GIO's resolver is back after BODY."
+  (declare (indent 3) (debug t))
+  `(progn
+     (netproc--ensure-engine)
+     (netproc--test-resolver ,mode ,code ,message)
+     (unwind-protect (progn ,@body)
+       (when (netproc--running-p)
+         (netproc--test-resolver nil nil nil)))))
+
 ;;;; Child Emacs
 
 (defun netproc-test-child-emacs (form &optional args)
@@ -721,6 +816,8 @@ Return (TRACE LEFTOVER-NAMES FD-LEAKS); TRACE is normalized."
                             (netproc-test-note :scenario-timeout
                                                netproc-test-side-timeout))
                ,@body)
+           ;; A scenario that skips skips its test, on every side.
+           (ert-test-skipped (signal (car err) (cdr err)))
            (error (netproc-test-note :scenario-error err)))
        (setq leftover (netproc-test--cleanup objects-before buffers-before)))
      (list (netproc-test-normalize (reverse netproc-test--trace))
@@ -756,11 +853,16 @@ Return (TRACE LEFTOVER-NAMES FD-LEAKS); TRACE is normalized."
                            :sentinel #'ignore)))
           (netproc-test-wait-for (not (eq (funcall 'netproc-status p) 'connect)))
           (funcall 'delete-netproc p))
-        ;; A lookup that fails makes GLib start what it keeps for the
-        ;; next (an eventfd).
-        (ignore-errors
-          (funcall 'netproc-make-network-process
-                   :name "warm" :host "no-such-host.invalid" :service 80))))))
+        ;; A lookup of a name (not of a number) makes a GTask, and with
+        ;; the first GTask GLib starts what it keeps for good: its
+        ;; worker context, an eventfd and a thread.  Any such lookup
+        ;; will do; this one fails in the engine's test resolver and
+        ;; asks no name server.
+        (netproc-test-with-resolver 'fail 'not-found nil
+          (ignore-errors
+            (funcall 'netproc-make-network-process
+                     :name "warm" :host "no-such-host.invalid"
+                     :service 80)))))))
 
 (defun netproc-test--print-trace (label trace &optional other)
   "Print TRACE under LABEL on stderr.

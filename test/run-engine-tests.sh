@@ -7,6 +7,12 @@
 # (see test/engine/testlib.h); other lines pass through.  A binary that
 # dies or times out without reporting counts as one failure.  The last
 # line is exactly "N passed, N failed".  Exit status 0 only if none failed.
+#
+# Name lookups stay on this machine: the script starts itself again
+# through test/with-local-lookups.sh.
+
+[ -n "${NETPROC_TEST_LOOKUPS:-}" ] \
+  || exec "$(dirname "$0")/with-local-lookups.sh" "$0" "$@"
 
 timeout_s=${ENGINE_TEST_TIMEOUT:-300}
 passed=0

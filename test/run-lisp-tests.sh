@@ -8,7 +8,12 @@
 #   NETPROC_TEST_FUZZ_CASES=5000 test/run-lisp-tests.sh
 #   NETPROC_TEST_BUILTIN_ONLY=1 ...         only the builtin half
 #   NETPROC_TEST_VERBOSE=1 ...              print every trace
+#
+# Name lookups stay on this machine: the script starts itself again
+# through test/with-local-lookups.sh.
 
+[ -n "${NETPROC_TEST_LOOKUPS:-}" ] \
+  || exec "$(dirname "$0")/with-local-lookups.sh" "$0" "$@"
 cd "$(dirname "$0")/.." || exit 2
 EMACS=${EMACS:-emacs}
 TIMEOUT=${NETPROC_TEST_TIMEOUT:-900}

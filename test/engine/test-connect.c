@@ -83,22 +83,27 @@ test_tcp_refused (void)
   th_free (&h);
 }
 
+/* GIO's own resolver fails, and the engine reads its error: this case
+   is about GIO's wording, so the engine's test resolver cannot stand in
+   for it.  With lookups that stay on this machine, the name is looked up
+   in /etc/hosts alone, and fails as the DNS would fail it.  */
 static void
 test_unresolvable (void)
 {
+  if (!t_lookups_local ())
+    {
+      printf ("  (a lookup here may ask the DNS, see "
+              "test/with-local-lookups.sh; skipped)\n");
+      return;
+    }
   THarness h;
   th_init (&h, NULL);
   NpConn *conn = th_connect_tcp (&h, 2, "no-such-host.invalid", 80,
                                  AF_UNSPEC);
-  NpEvent *failed = th_wait (&h, 2, NP_EVENT_FAILED, 60000);
+  NpEvent *failed = th_wait (&h, 2, NP_EVENT_FAILED, WAIT_MS);
   T_EQ (TRUE, failed->resolve_error);
   T_EQ (0, failed->code);
-  T_ASSERT (failed->message != NULL);
-  /* Without a reachable DNS server the resolver says the latter.  */
-  if (strcmp (failed->message, "Name or service not known") != 0
-      && strcmp (failed->message, "Temporary failure in name resolution")
-           != 0)
-    T_FAIL ("unexpected message \"%s\"", failed->message);
+  T_STREQ ("Name or service not known", failed->message);
   T_EQ (1, h.events->len);
   np_conn_unref (conn);
   th_free (&h);

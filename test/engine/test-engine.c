@@ -366,6 +366,11 @@ test_free_with_200_live (void)
   for (int i = N; i < N + 10; i++)
     conns[i] = th_connect_tcp (&h, (guint64) i, "127.0.0.1", stuck_port,
                                AF_INET);
+  /* Lookups that never end: the engine's stalling test resolver, so that
+     they are still resolving when the engine goes, and nothing is asked
+     of the DNS.  */
+  np_engine_set_resolver (h.engine, NP_RESOLVER_STALL, NP_RESOLVE_NOT_FOUND,
+                          NULL);
   for (int i = N + 10; i < N + 20; i++)
     conns[i] = th_connect_tcp (&h, (guint64) i, "no-such-host.invalid", 80,
                                AF_UNSPEC);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -180,6 +181,75 @@ gint64
 t_now_ms (void)
 {
   return g_get_monotonic_time () / 1000;
+}
+
+static gboolean
+is_socket (const char *path)
+{
+  struct stat st;
+  return stat (path, &st) == 0 && S_ISSOCK (st.st_mode);
+}
+
+/* Each word of a hosts line that is not a [STATUS=ACTION] item is a
+   source; any source not known to stay on this machine ("dns",
+   "resolve", "mdns4_minimal", ...) makes the answer FALSE.  Without the
+   file or a hosts line glibc asks the DNS: FALSE too.  */
+gboolean
+t_lookups_local (void)
+{
+  static const char *const local[] = { "files", "myhostname", NULL };
+  if (is_socket ("/var/run/nscd/socket") || is_socket ("/run/nscd/socket"))
+    return FALSE;
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents ("/etc/nsswitch.conf", &text, NULL, NULL))
+    return FALSE;
+  gboolean seen = FALSE;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l; l++)
+    {
+      char *hash = strchr (*l, '#');
+      if (hash)
+        *hash = '\0';
+      const char *p = *l;
+      while (g_ascii_isspace (*p))
+        p++;
+      /* As glibc reads it: the name, then any run of blanks and colons
+         (so "hosts files" is a hosts line too).  */
+      if (g_ascii_strncasecmp (p, "hosts", 5) != 0)
+        continue;
+      p += 5;
+      if (*p != ':' && !g_ascii_isspace (*p))
+        continue;
+      while (*p == ':' || g_ascii_isspace (*p))
+        p++;
+      int sources = 0;
+      while (*p)
+        {
+          if (g_ascii_isspace (*p))
+            p++;
+          else if (*p == '[')
+            {
+              p = strchr (p, ']');
+              if (!p)
+                return FALSE;
+              p++;
+            }
+          else
+            {
+              const char *start = p;
+              while (*p && !g_ascii_isspace (*p) && *p != '[')
+                p++;
+              g_autofree char *source = g_strndup (start, (gsize) (p - start));
+              if (!g_strv_contains (local, source))
+                return FALSE;
+              sources++;
+            }
+        }
+      if (sources == 0)
+        return FALSE;
+      seen = TRUE;
+    }
+  return seen;
 }
 
 /* Harness.  */

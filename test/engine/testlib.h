@@ -154,4 +154,13 @@ char *t_tmpdir (void);
 void t_rmdir (char *dir);
 gint64 t_now_ms (void);
 
+/* TRUE if a name lookup here cannot leave the machine: /etc/nsswitch.conf
+   has a hosts line, and each of its sources answers from this machine
+   alone ("files", "myhostname"), and no nscd is there to answer by a
+   configuration of its own.  test/with-local-lookups.sh makes it so when
+   it can.  A case that looks up a name that does not exist does it
+   through the system's resolver only then: otherwise the lookup is a DNS
+   query.  */
+gboolean t_lookups_local (void);
+
 #endif
