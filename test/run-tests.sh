@@ -38,6 +38,10 @@ run_suite() {
 run_suite "engine (C)" make --no-print-directory check-engine
 run_suite "fuzz replay (C)" make --no-print-directory check-fuzz-replay
 run_suite "lisp (ERT)" make --no-print-directory check-lisp
+# The same engine tests under ThreadSanitizer and AddressSanitizer, and
+# the ERT suite against a module built with AddressSanitizer and UBSan
+# (`make sanitize'): part of every check, so CI runs them too.
+run_suite "sanitizers" test/run-sanitized.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

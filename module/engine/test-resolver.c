@@ -162,10 +162,12 @@ static gboolean
 switch_resolver (gpointer data)
 {
   NpSwitch *sw = data;
+  /* The lock orders this thread's reading of SW after the caller's
+     filling it, for ThreadSanitizer too, which cannot see GLib's own.  */
+  pthread_mutex_lock (&sw->lock);
   g_clear_object (&sw->engine->resolver);
   sw->engine->resolver = sw->resolver ? g_steal_pointer (&sw->resolver)
                                       : g_resolver_get_default ();
-  pthread_mutex_lock (&sw->lock);
   sw->done = TRUE;
   pthread_cond_signal (&sw->cond);
   pthread_mutex_unlock (&sw->lock);
@@ -194,9 +196,9 @@ np_engine_set_resolver (NpEngine *engine, NpResolverMode mode,
   /* Through GLib rather than the command queue, so that a hook for
      tests costs the engine's own code nothing.  The engine thread owns
      its context, so this always queues an idle source there.  */
+  pthread_mutex_lock (&sw.lock);
   g_main_context_invoke_full (engine->context, G_PRIORITY_HIGH,
                               switch_resolver, &sw, NULL);
-  pthread_mutex_lock (&sw.lock);
   while (!sw.done)
     pthread_cond_wait (&sw.cond, &sw.lock);
   pthread_mutex_unlock (&sw.lock);
