@@ -244,7 +244,10 @@ The value is a plist with :family, :host, :portstring, :port, :path and
               (error "Non-ASCII hostname %s detected, please use puny-encode-domain"
                      host))
             (list :family family :host host :portstring portstring
-                  :port (netproc--port portstring))))))))
+                  :port (if (and (fixnump service) (<= 0 service #x7fffffff))
+                            ;; What parsing its text would give, for less.
+                            (logand service #xffff)
+                          (netproc--port portstring)))))))))
 
 (defun netproc--non-ascii-p (host)
   "Non-nil if the host name HOST has a character that is not ASCII."

@@ -965,9 +965,15 @@ np__stream_update_reading (NpConn *conn)
     }
   if (conn->state != NP_CONN_OPEN)
     return;
-  conn->want_read = !conn->user_paused
-                    && !np__channel_in_blocked (conn->engine, conn);
-  int err = np__stream_rewatch (conn);
+  pthread_mutex_lock (&conn->read_lock);
+  int err = conn->watch_errno;
+  pthread_mutex_unlock (&conn->read_lock);
+  if (!err)
+    {
+      conn->want_read = !conn->user_paused
+                        && !np__channel_in_blocked (conn->engine, conn);
+      err = np__stream_rewatch (conn);
+    }
   if (err)
     np__stream_end (conn, err);
 }
@@ -1320,8 +1326,17 @@ static void
 end_direct_locked (NpConn *conn)
 {
   conn->direct_waiting = FALSE;
-  if (conn->read_fd >= 0)
-    (void) np__watch_apply (conn, conn->read_fd, conn->watching);
+  if (conn->read_fd < 0)
+    return;
+  int err = np__watch_apply (conn, conn->read_fd, conn->watching);
+  if (err && !conn->watch_errno)
+    {
+      /* A full set (the socket's first entry may be made here): never
+         a connection left silent, but one that ends with the error, as
+         when the engine's own watch fails.  */
+      conn->watch_errno = err;
+      np__engine_post (conn->engine, NP_CMD_RESUME, conn, FALSE);
+    }
 }
 
 gssize

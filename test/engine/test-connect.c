@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1096,6 +1097,81 @@ test_now_owner_reads_first (void)
   close (lfd);
 }
 
+/* The set full when np_engine_connect_now() hands a socket over: the
+   engine tries again, and when its own try fails too, the connection
+   ends with the error; when it succeeds, nothing shows.  */
+static void
+test_now_hand_over_to_a_full_set (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+
+  for (int times = 1; times <= 2; times++)
+    {
+      guint64 id = 25 + (guint64) times;
+      NpEvent *open = NULL;
+      t_epoll_fail (EPOLL_CTL_ADD, ENOSPC, times);
+      NpConn *conn = connect_now_sin (&h, id, &sin, WAIT_MS, &open);
+      T_ASSERT (conn != NULL);
+      np_event_free (open);
+      int peer = t_accept (lfd, WAIT_MS);
+      if (times == 1)
+        {
+          t_write_all (peer, "ok", 2);
+          th_wait_data (&h, id, 2, WAIT_MS);
+        }
+      else
+        {
+          NpEvent *closed = th_wait (&h, id, NP_EVENT_CLOSED, WAIT_MS);
+          T_EQ (ENOSPC, closed->code);
+        }
+      np_conn_close (conn);
+      np_conn_unref (conn);
+      close (peer);
+    }
+  t_epoll_fail (EPOLL_CTL_ADD, 0, 0);
+  th_free (&h);
+  close (lfd);
+}
+
+/* OWNER_READS, and the set full when the owner gives input back: the
+   connection ends with the error rather than go unwatched.  */
+static void
+test_now_owner_gives_back_to_a_full_set (void)
+{
+  THarness h;
+  th_init (&h, NULL);
+  guint16 port;
+  int lfd = t_listen_tcp (AF_INET, &port);
+  struct sockaddr_in sin = loopback_sin (port);
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (const struct sockaddr *) &sin,
+                         .remote_len = sizeof sin,
+                         .owner_reads = TRUE };
+
+  NpEvent *open = NULL;
+  NpConn *conn = np_engine_connect_now (h.engine, 24, &spec, WAIT_MS, &open);
+  T_ASSERT (conn != NULL);
+  np_event_free (open);
+  int peer = t_accept (lfd, WAIT_MS);
+  settle (&h);
+
+  t_epoll_fail (EPOLL_CTL_ADD, ENOSPC, 1);
+  np_conn_read_direct_end (conn);
+  NpEvent *closed = th_wait (&h, 24, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (ENOSPC, closed->code);
+  assert_eof (peer);
+
+  np_conn_close (conn);
+  np_conn_unref (conn);
+  th_free (&h);
+  close (peer);
+  close (lfd);
+}
+
 /* np_engine_connect_soon(): started on this thread and looked at once;
    what settled is the caller's, and nothing is queued for it.  */
 static NpConn *
@@ -1217,6 +1293,9 @@ main (int argc, char **argv)
       test_now_send_before_adopt_runs },
     { "connect-now/quiet-hand-over", test_now_quiet_hand_over },
     { "connect-now/owner-reads-first", test_now_owner_reads_first },
+    { "connect-now/owner-gives-back-to-a-full-set",
+      test_now_owner_gives_back_to_a_full_set },
+    { "connect-now/hand-over-to-a-full-set", test_now_hand_over_to_a_full_set },
     { "connect-soon/settled-open", test_soon_settled_open },
     { "connect-soon/refused", test_soon_refused },
   };

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -774,4 +775,41 @@ th_wait_count (THarness *h, guint64 id, NpEventType type, guint want)
                 th_count (h, id, type), th_describe (h));
       th_pump (h, 100);
     }
+}
+
+/* epoll_ctl() failures on demand: the engine's answer to a full set
+   cannot be reached otherwise without lowering a limit of the whole
+   machine.  */
+static gint epoll_fail_op = -1;
+static gint epoll_fail_errno;
+static gint epoll_fail_times;
+
+void
+t_epoll_fail (int op, int err, int times)
+{
+  g_atomic_int_set (&epoll_fail_errno, err);
+  g_atomic_int_set (&epoll_fail_times, times);
+  g_atomic_int_set (&epoll_fail_op, op);
+}
+
+int __real_epoll_ctl (int epfd, int op, int fd, struct epoll_event *event);
+int __wrap_epoll_ctl (int epfd, int op, int fd, struct epoll_event *event);
+
+int
+__wrap_epoll_ctl (int epfd, int op, int fd, struct epoll_event *event)
+{
+  if (g_atomic_int_get (&epoll_fail_op) == op)
+    {
+      gint left = g_atomic_int_get (&epoll_fail_times);
+      while (left > 0
+             && !g_atomic_int_compare_and_exchange (&epoll_fail_times, left,
+                                                    left - 1))
+        left = g_atomic_int_get (&epoll_fail_times);
+      if (left > 0)
+        {
+          errno = g_atomic_int_get (&epoll_fail_errno);
+          return -1;
+        }
+    }
+  return __real_epoll_ctl (epfd, op, fd, event);
 }

@@ -163,4 +163,9 @@ gint64 t_now_ms (void);
    query.  */
 gboolean t_lookups_local (void);
 
+/* The next TIMES epoll_ctl() calls with operation OP, from any thread,
+   fail with ERR instead (a set past its limit, say).  The tests are
+   linked with --wrap=epoll_ctl for it.  */
+void t_epoll_fail (int op, int err, int times);
+
 #endif
