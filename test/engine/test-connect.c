@@ -1044,6 +1044,22 @@ test_now_quiet_hand_over (void)
   close (lfd);
 }
 
+/* A stream np_engine_connect_now() opened with OWNER_READS.  */
+static NpConn *
+open_owner_reads (THarness *h, guint64 id, const struct sockaddr_in *sin)
+{
+  NpConnectSpec spec = { .family = AF_INET,
+                         .remote = (const struct sockaddr *) sin,
+                         .remote_len = sizeof *sin,
+                         .owner_reads = TRUE };
+  NpEvent *open = NULL;
+  NpConn *conn = np_engine_connect_now (h->engine, id, &spec, WAIT_MS, &open);
+  T_ASSERT (conn != NULL && open != NULL);
+  T_EQ (NP_EVENT_OPEN, open->type);
+  np_event_free (open);
+  return conn;
+}
+
 /* OWNER_READS: the engine leaves the socket's input alone until the owner
    gives it back, so the first reply reaches the owner's direct read and
    wakes no thread; the engine reads what comes after.  */
@@ -1055,16 +1071,8 @@ test_now_owner_reads_first (void)
   guint16 port;
   int lfd = t_listen_tcp (AF_INET, &port);
   struct sockaddr_in sin = loopback_sin (port);
-  NpConnectSpec spec = { .family = AF_INET,
-                         .remote = (const struct sockaddr *) &sin,
-                         .remote_len = sizeof sin,
-                         .owner_reads = TRUE };
 
-  NpEvent *open = NULL;
-  NpConn *conn = np_engine_connect_now (h.engine, 18, &spec, WAIT_MS, &open);
-  T_ASSERT (conn != NULL);
-  T_EQ (NP_EVENT_OPEN, open->type);
-  np_event_free (open);
+  NpConn *conn = open_owner_reads (&h, 18, &sin);
   int peer = t_accept (lfd, WAIT_MS);
   t_write_all (peer, "one", 3);
   /* The engine has taken the connection over and had time to read.  */
@@ -1082,9 +1090,7 @@ test_now_owner_reads_first (void)
   T_ASSERT (memcmp (two->data, "two", 3) == 0);
 
   /* Closed while still the owner's: never in the set, nothing after.  */
-  NpConn *idle = np_engine_connect_now (h.engine, 19, &spec, WAIT_MS, &open);
-  T_ASSERT (idle != NULL);
-  np_event_free (open);
+  NpConn *idle = open_owner_reads (&h, 19, &sin);
   int peer2 = t_accept (lfd, WAIT_MS);
   t_write_all (peer2, "x", 1);
   close_quietly (&h, idle, 19);
@@ -1147,15 +1153,8 @@ test_now_owner_gives_back_to_a_full_set (void)
   guint16 port;
   int lfd = t_listen_tcp (AF_INET, &port);
   struct sockaddr_in sin = loopback_sin (port);
-  NpConnectSpec spec = { .family = AF_INET,
-                         .remote = (const struct sockaddr *) &sin,
-                         .remote_len = sizeof sin,
-                         .owner_reads = TRUE };
 
-  NpEvent *open = NULL;
-  NpConn *conn = np_engine_connect_now (h.engine, 24, &spec, WAIT_MS, &open);
-  T_ASSERT (conn != NULL);
-  np_event_free (open);
+  NpConn *conn = open_owner_reads (&h, 24, &sin);
   int peer = t_accept (lfd, WAIT_MS);
   settle (&h);
 
