@@ -661,6 +661,28 @@ wait is for it, and the input is already there when Emacs first waits."
     (netproc-test-note-state "greeted" p)
     (delete-process p)))
 
+(netproc-test-deftest netproc-test-client-nowait-opens-in-any-wait ()
+  "A :nowait connect to a numeric host opens in a wait that is not for it.
+The status stays `connect' until Emacs waits; `sleep-for' then runs the
+\"open\" sentinel and a refused connect's \"failed\" one."
+  (let* ((peer (netproc-test-peer-start))
+         (p (make-network-process :name "nw" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :nowait t :sentinel #'netproc-test-sentinel))
+         (q (make-network-process :name "nwr" :host "127.0.0.1"
+                                  :service (netproc-test-refused-port)
+                                  :nowait t :sentinel #'netproc-test-sentinel))
+         (deadline (+ (float-time) 5)))
+    (netproc-test-note :before-any-wait (process-status p) (process-status q))
+    (while (and (or (eq (process-status p) 'connect)
+                    (eq (process-status q) 'connect))
+                (< (float-time) deadline))
+      (sleep-for 0.02))
+    (netproc-test-note-state "after sleep-for" p)
+    (netproc-test-note-state "refused after sleep-for" q)
+    (delete-process q)
+    (delete-process p)))
+
 (netproc-test-deftest netproc-test-client-send-eof-by-name ()
   "The send-eof function returns its argument, a name or an object."
   (let* ((peer (netproc-test-peer-start))

@@ -139,9 +139,10 @@ struct NpConn
                                      short (see np_conn_read_direct()) */
   gboolean direct_waiting;        /* the owner waits on the socket: the
                                      set does not watch it for input */
-  int watch_errno;                /* the owner could not give input back
+  gint watch_errno;               /* the owner could not give input back
                                      to the set: the engine ends the
-                                     connection with this error */
+                                     connection with this error (atomic;
+                                     set once, with read_lock held) */
   guint32 applied;                /* what the set watches it for now */
   /* Where np_conn_send*() sends on a datagram conn; length 0 while
      unknown.  */

@@ -965,9 +965,8 @@ np__stream_update_reading (NpConn *conn)
     }
   if (conn->state != NP_CONN_OPEN)
     return;
-  pthread_mutex_lock (&conn->read_lock);
-  int err = conn->watch_errno;
-  pthread_mutex_unlock (&conn->read_lock);
+  /* Atomic, not under read_lock: this runs on every resume.  */
+  int err = g_atomic_int_get (&conn->watch_errno);
   if (!err)
     {
       conn->want_read = !conn->user_paused
@@ -1329,12 +1328,12 @@ end_direct_locked (NpConn *conn)
   if (conn->read_fd < 0)
     return;
   int err = np__watch_apply (conn, conn->read_fd, conn->watching);
-  if (err && !conn->watch_errno)
+  if (err && !g_atomic_int_get (&conn->watch_errno))
     {
       /* A full set (the socket's first entry may be made here): never
          a connection left silent, but one that ends with the error, as
          when the engine's own watch fails.  */
-      conn->watch_errno = err;
+      g_atomic_int_set (&conn->watch_errno, err);
       np__engine_post (conn->engine, NP_CMD_RESUME, conn, FALSE);
     }
 }
