@@ -380,7 +380,9 @@ a read-only or narrowed buffer is written all the same."
   "Insert \"Process NAME MESSAGE\" into PROC's buffer, as Emacs does.
 Nothing is inserted while PROC is open, so \"open\" notices stay silent."
   (let ((st (netproc--st proc)))
-    (unless (memq (netproc--st-status st) '(open connect))
+    ;; Most netprocs have no buffer: no text is made for it then.
+    (unless (or (memq (netproc--st-status st) '(open connect))
+                (not (buffer-live-p (netproc--st-buffer st))))
       (netproc--insert-at-mark
        proc (concat "\nProcess " (netproc--rec-name proc) " " message) nil))))
 

@@ -140,11 +140,13 @@ C int; others that the system has no use for become the symbol
         (t (error "Unknown address family"))))
 
 (defun netproc--portstring (service)
-  "Return SERVICE as the text Emacs passes to the resolver.
-A bignum is no port number to Emacs: it wants a string instead."
+  "Return SERVICE as Emacs passes it to the resolver, for messages.
+That is text, or a fixnum, which is kept as it is: messages print it as
+the same text, and a connection need not allocate that text for
+nothing.  A bignum is no port number to Emacs: it wants a string
+instead."
   (cond ((eq service t) "0")
-        ((fixnump service) (number-to-string service))
-        ((stringp service) service)
+        ((or (fixnump service) (stringp service)) service)
         (t (signal 'wrong-type-argument (list 'stringp service)))))
 
 (defun netproc--port (portstring)
@@ -202,8 +204,9 @@ BUFFER, HOST and SERVICE are as resolved; this follows Emacs's order:
 
 (defun netproc--target (args)
   "Check the address arguments of ARGS; return where to connect.
-The value is a plist with :family, :host, :portstring, :port, :path and
-:remote, from which the engine gets exactly one destination."
+The value is a plist with :family, :host, :portstring (see
+`netproc--portstring'), :port, :path and :remote, from which the engine
+gets exactly one destination."
   (let* ((server (plist-get args :server))
          ;; A server binds its :local address; a client connects to :remote.
          (given (plist-get args (if server :local :remote))))
@@ -244,10 +247,13 @@ The value is a plist with :family, :host, :portstring, :port, :path and
               (error "Non-ASCII hostname %s detected, please use puny-encode-domain"
                      host))
             (list :family family :host host :portstring portstring
-                  :port (if (and (fixnump service) (<= 0 service #x7fffffff))
-                            ;; What parsing its text would give, for less.
-                            (logand service #xffff)
-                          (netproc--port portstring)))))))))
+                  :port (cond ((not (fixnump portstring))
+                               (netproc--port portstring))
+                              ((<= 0 portstring #x7fffffff)
+                               ;; What parsing its text would give.
+                               (logand portstring #xffff))
+                              (t (netproc--port
+                                  (number-to-string portstring)))))))))))
 
 (defun netproc--non-ascii-p (host)
   "Non-nil if the host name HOST has a character that is not ASCII."
@@ -331,13 +337,17 @@ later adds :remote to such a list)."
                     (with-current-buffer buffer (point-max)) buffer))
       st)))
 
-(defun netproc--connect-or-forget (st &rest args)
-  "Call `netproc--connect' with ARGS; if it signals, forget ST first."
-  (condition-case err
-      (apply #'netproc--connect args)
-    (error
-     (netproc--forget (netproc--st-proc st))
-     (signal (car err) (cdr err)))))
+(defmacro netproc--forgetting-on-error (st &rest body)
+  "Run BODY; if it signals, forget ST first.
+A macro: a function taking the arguments of the module call as a list
+would allocate that list for every connect."
+  (declare (indent 1) (debug t))
+  (let ((err (make-symbol "err")))
+    `(condition-case ,err
+         (progn ,@body)
+       (error
+        (netproc--forget (netproc--st-proc ,st))
+        (signal (car ,err) (cdr ,err))))))
 
 (defun netproc--literal-p (target)
   "Non-nil if TARGET needs no name lookup: an address or a socket path."
@@ -371,19 +381,20 @@ up first: what settles at once is kept for the next wait (see
               (cons "make client process failed"
                     (cons "Address family not supported by protocol"
                           (netproc--st-contact st)))))
-    (let ((result (netproc--connect-or-forget
-                   st id
-                   (and (memq (plist-get target :family) '(ipv4 ipv6))
-                        (plist-get target :family))
-                   (plist-get target :host)
-                   (plist-get target :port)
-                   (plist-get target :path)
-                   remote now
-                   ;; Emacs sets no option on a datagram client it makes.
-                   (unless (netproc--datagram-p st) (netproc--st-options st))
-                   ;; Records and datagrams arrive whole (Emacs cuts them
-                   ;; to `read-process-output-max').
-                   (plist-get (netproc--st-contact st) :type))))
+    (let ((result (netproc--forgetting-on-error st
+                    (netproc--connect
+                     id
+                     (and (memq (plist-get target :family) '(ipv4 ipv6))
+                          (plist-get target :family))
+                     (plist-get target :host)
+                     (plist-get target :port)
+                     (plist-get target :path)
+                     remote now
+                     ;; Emacs sets no option on a datagram client it makes.
+                     (unless (netproc--datagram-p st) (netproc--st-options st))
+                     ;; Records and datagrams arrive whole (Emacs cuts
+                     ;; them to `read-process-output-max').
+                     (plist-get (netproc--st-contact st) :type)))))
       (cond
        ((not (vectorp result))
         (setf (netproc--st-conn st) result))
@@ -453,11 +464,8 @@ process in `connect' for ever.  Here the call itself signals."
   (unless (netproc--datagram-p st)
     (netproc--check-option-values st))
   (when (plist-member args :coding)
-    (condition-case err
-        (netproc--check-coding (plist-get args :coding))
-      (error
-       (netproc--forget (netproc--st-proc st))
-       (signal (car err) (cdr err))))))
+    (netproc--forgetting-on-error st
+      (netproc--check-coding (plist-get args :coding)))))
 
 (defun netproc--fail-lookup (st message)
   "Settle ST as a name lookup that failed with MESSAGE.
@@ -483,18 +491,23 @@ until then, and becomes `failed' with no sentinel."
 (defun netproc--await-connect (st)
   "Wait until ST's blocking connect has an outcome; signal if it failed.
 A quit cancels the connect."
-  (let ((proc (netproc--st-proc st))
-        (settled nil))
-    (setf (netproc--st-blocking st) t)
-    (unwind-protect
-        (progn
-          (netproc--wait-until
-           (lambda () (not (eq (netproc--st-status st) 'connect))))
-          (setq settled t))
-      (setf (netproc--st-blocking st) nil)
-      (unless settled
-        (netproc--close (netproc--st-conn st))
-        (netproc--forget proc)))
+  (let ((proc (netproc--st-proc st)))
+    ;; A connect the module settled in the call (most of them) needs no
+    ;; wait, and no closure for one: what a loop of short connections
+    ;; allocates is what its collections cost.
+    (when (eq (netproc--st-status st) 'connect)
+      (let ((settled nil))
+        (setf (netproc--st-blocking st) t)
+        (unwind-protect
+            (progn
+              (netproc--wait-until
+               (lambda () (not (eq (netproc--st-status st) 'connect))))
+              (setq settled t))
+          (setf (netproc--st-blocking st) nil)
+          (unless settled
+            (netproc--close (netproc--st-conn st))
+            (netproc--forget proc)))))
+    (setf (netproc--st-blocking st) nil)
     ;; What came with the opening waits for the caller's next wait.
     (netproc--release-held-soon st)
     (when (eq (netproc--st-status st) 'failed)
