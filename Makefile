@@ -92,7 +92,7 @@ fuzz-deps:
 build/engine/%: test/engine/%.c $(ENGINE_SRC) $(ENGINE_HDR) $(TEST_HELPERS_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O1 -g -Imodule/engine -Itest/engine $(GLIB_CFLAGS) \
-	  $(SAN) -Wl,--wrap=epoll_ctl -o $@ $< $(ENGINE_SRC) $(TEST_HELPERS_SRC) \
+	  $(SAN) -Wl,--wrap=epoll_ctl -Wl,--wrap=poll -o $@ $< $(ENGINE_SRC) $(TEST_HELPERS_SRC) \
 	  $(GLIB_LIBS) -lpthread
 
 ENGINE_TEST_BINS = $(patsubst test/engine/%.c,build/engine/%,$(ENGINE_TESTS_SRC))

@@ -27,7 +27,7 @@ build () {  # build DIR FLAGS...
     out="$dir/$(basename "$t" .c)"
     # shellcheck disable=SC2086
     $CC -std=gnu11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer "$@" \
-      -Wl,--wrap=epoll_ctl -Imodule/engine -Itest/engine $GLIB_CFLAGS \
+      -Wl,--wrap=epoll_ctl -Wl,--wrap=poll -Imodule/engine -Itest/engine $GLIB_CFLAGS \
       -o "$out" "$t" $ENGINE_SRC $HELPERS $GLIB_LIBS -lpthread || return 1
   done
 }

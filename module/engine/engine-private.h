@@ -139,6 +139,8 @@ struct NpConn
                                      short (see np_conn_read_direct()) */
   gboolean direct_waiting;        /* the owner waits on the socket: the
                                      set does not watch it for input */
+  gboolean spin_missed;           /* owner's thread only: the last reply
+                                     outlasted the look (see spin.c) */
   gint watch_errno;               /* the owner could not give input back
                                      to the set: the engine ends the
                                      connection with this error (atomic;
@@ -216,7 +218,13 @@ struct NpEngine
   guint8 *scratch;                /* read buffer, limits.read_size */
   guint8 *datagram_scratch;       /* NP_DATAGRAM_BUF, made when first used */
   guint64 next_accepted_id;       /* from NP_ACCEPTED_ID_BASE up */
+
+  gint spin_us;                   /* atomic: see spin.c */
 };
+
+/* spin.c */
+int np__spin_default (void);
+void np__spin_wait_readable (NpConn *conn, int fd, int timeout_ms);
 
 /* engine.c */
 void np__engine_post (NpEngine *engine, NpCommandType type, NpConn *conn,

@@ -451,6 +451,7 @@ np_engine_new (int wake_fd, const NpLimits *limits, GError **error)
   engine->wake_fd = wake_fd;
   engine->epoll_fd = -1;
   engine->cmd_wake_fd = -1;
+  engine->spin_us = np__spin_default ();
   if (limits)
     engine->limits = *limits;
   else

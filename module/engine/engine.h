@@ -252,6 +252,11 @@ typedef enum
 void np_engine_set_resolver (NpEngine *engine, NpResolverMode mode,
                              NpResolveError code, const char *message);
 
+/* How long the owner looks for a reply before it blocks in
+   np_conn_read_direct(), in microseconds (0: it blocks at once).  The
+   default is 100 on a machine with more than one CPU, else 0.  */
+void np_engine_set_spin (NpEngine *engine, int spin_us);
+
 /* Start the engine thread.  WAKE_FD is not closed by the engine; it is made
    close-on-exec and non-blocking.  Returns NULL and sets ERROR on failure.  */
 NpEngine *np_engine_new (int wake_fd, const NpLimits *limits, GError **error);

@@ -1355,7 +1355,7 @@ np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
       got = read_now_locked (conn, buf, cap);
       goto done;
     }
-  /* No read first: the poll returns at once for what is there already
+  /* No read first: the wait returns at once for what is there already
      (a reply seldom is), and a read saved is a system call saved per
      message.  */
   /* Wait here, with the engine's set no longer watching for input, so
@@ -1365,10 +1365,7 @@ np_conn_read_direct (NpConn *conn, int timeout_ms, gboolean keep,
   pthread_mutex_unlock (&conn->read_lock);
 
   if (err == 0)
-    {
-      struct pollfd pfd = { .fd = fd, .events = POLLIN };
-      (void) poll (&pfd, 1, timeout_ms);
-    }
+    np__spin_wait_readable (conn, fd, timeout_ms);
 
   pthread_mutex_lock (&conn->read_lock);
   /* The engine may have dropped the socket meanwhile: then READ_FD is

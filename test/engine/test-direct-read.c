@@ -328,6 +328,112 @@ test_keep_reset_no_spin (void)
   t_pair_close (&p);
 }
 
+/* One direct read of what the peer writes DELAY_US into a wait of
+   TIMEOUT_MS, with the polls it made counted; the bytes read, or -1.
+   The owner keeps the input, so that what the peer writes between the
+   reads is still there for the next one.  */
+static gssize
+read_counted (TPair *p, int delay_us, const char *late, int timeout_ms,
+              guint *looks, guint *waits)
+{
+  TWriter w = { .fd = p->peer, .delay_us = delay_us, .late = late };
+  pthread_t writer;
+  if (late)
+    pthread_create (&writer, NULL, write_late, &w);
+  guint8 buf[64];
+  t_poll_count ();
+  gssize n = np_conn_read_direct (p->conn, timeout_ms, TRUE, buf,
+                                  sizeof buf);
+  t_poll_counted (looks, waits);
+  if (late)
+    pthread_join (writer, NULL);
+  return n;
+}
+
+/* A reply that comes while the owner looks for it (spin.c) is read
+   without a blocking wait.  */
+static void
+test_look_finds_reply (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  /* Looking far longer than the reply takes, however slow the build.  */
+  np_engine_set_spin (p.h.engine, 500 * 1000);
+  guint looks, waits;
+  T_EQ (1, read_counted (&p, 5000, "a", 1000, &looks, &waits));
+  T_ASSERT (looks > 0);
+  T_EQ (0, waits);
+  t_pair_close (&p);
+}
+
+/* A reply that outlasts the look: the owner blocks, and does not look
+   on its next wait, until a reply comes within the look's time again.  */
+static void
+test_look_missed_then_skipped (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  np_engine_set_spin (p.h.engine, 2000);
+  guint looks, waits;
+  T_EQ (1, read_counted (&p, 100 * 1000, "a", 1000, &looks, &waits));
+  T_ASSERT (looks > 0);
+  T_EQ (1, waits);
+  T_EQ (1, read_counted (&p, 100 * 1000, "b", 1000, &looks, &waits));
+  T_EQ (0, looks);
+  T_EQ (1, waits);
+  /* There at once: the peer answers fast again.  */
+  t_write_all (p.peer, "c", 1);
+  T_EQ (1, read_counted (&p, 0, NULL, 1000, &looks, &waits));
+  T_EQ (0, looks);
+  T_EQ (1, waits);
+  T_EQ (1, read_counted (&p, 100 * 1000, "d", 1000, &looks, &waits));
+  T_ASSERT (looks > 0);
+  T_EQ (1, waits);
+  t_pair_close (&p);
+}
+
+/* No look on one CPU (spin 0), nor in a wait no longer than the look
+   would be.  */
+static void
+test_no_look (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  guint looks, waits;
+  np_engine_set_spin (p.h.engine, 0);
+  T_EQ (1, read_counted (&p, 5000, "a", 1000, &looks, &waits));
+  T_EQ (0, looks);
+  T_EQ (1, waits);
+  np_engine_set_spin (p.h.engine, 500 * 1000);
+  T_EQ (-1, read_counted (&p, 0, NULL, 20, &looks, &waits));
+  T_EQ (0, looks);
+  T_EQ (1, waits);
+  t_pair_close (&p);
+}
+
+/* The end seen by a look is the engine's to report, as after a wait.  */
+static void
+test_look_sees_end (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  np_engine_set_spin (p.h.engine, 500 * 1000);
+  TWriter w = { .fd = p.peer, .delay_us = 5000, .late = "" };
+  pthread_t writer;
+  pthread_create (&writer, NULL, write_then_end, &w);
+  guint8 buf[64];
+  guint looks, waits;
+  t_poll_count ();
+  T_EQ (-1, np_conn_read_direct (p.conn, 1000, FALSE, buf, sizeof buf));
+  t_poll_counted (&looks, &waits);
+  pthread_join (writer, NULL);
+  T_ASSERT (looks > 0);
+  T_EQ (0, waits);
+  NpEvent *closed = th_wait (&p.h, 1, NP_EVENT_CLOSED, WAIT_MS);
+  T_EQ (0, closed->code);
+  t_pair_close (&p);
+}
+
 /* Listeners, datagram and seqpacket sockets are never read here.  */
 static void
 test_other_kinds_refused (void)
@@ -381,6 +487,10 @@ main (int argc, char **argv)
     { "direct-read/keep-reset-no-spin", test_keep_reset_no_spin },
     { "direct-read/full-read-not-kept", test_full_read_not_kept },
     { "direct-read/other-kinds-refused", test_other_kinds_refused },
+    { "direct-read/look-finds-reply", test_look_finds_reply },
+    { "direct-read/look-missed-then-skipped", test_look_missed_then_skipped },
+    { "direct-read/no-look", test_no_look },
+    { "direct-read/look-sees-end", test_look_sees_end },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }

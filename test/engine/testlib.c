@@ -813,3 +813,40 @@ __wrap_epoll_ctl (int epfd, int op, int fd, struct epoll_event *event)
     }
   return __real_epoll_ctl (epfd, op, fd, event);
 }
+
+/* poll() calls on one thread, told apart: a look (no timeout) or a
+   wait.  The tests are linked with --wrap=poll for it.  */
+static __thread gboolean poll_counting;
+static __thread guint poll_looks;
+static __thread guint poll_waits;
+
+void
+t_poll_count (void)
+{
+  poll_counting = TRUE;
+  poll_looks = poll_waits = 0;
+}
+
+void
+t_poll_counted (guint *looks, guint *waits)
+{
+  poll_counting = FALSE;
+  *looks = poll_looks;
+  *waits = poll_waits;
+}
+
+int __real_poll (struct pollfd *fds, nfds_t nfds, int timeout);
+int __wrap_poll (struct pollfd *fds, nfds_t nfds, int timeout);
+
+int
+__wrap_poll (struct pollfd *fds, nfds_t nfds, int timeout)
+{
+  if (poll_counting)
+    {
+      if (timeout == 0)
+        poll_looks++;
+      else
+        poll_waits++;
+    }
+  return __real_poll (fds, nfds, timeout);
+}

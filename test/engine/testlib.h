@@ -168,4 +168,10 @@ gboolean t_lookups_local (void);
    linked with --wrap=epoll_ctl for it.  */
 void t_epoll_fail (int op, int err, int times);
 
+/* Counts this thread's poll() calls from now, until t_poll_counted()
+   gives how many were looks (no timeout) and how many waits.  The tests
+   are linked with --wrap=poll for it.  */
+void t_poll_count (void);
+void t_poll_counted (guint *looks, guint *waits);
+
 #endif
