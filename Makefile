@@ -108,11 +108,16 @@ check-engine: $(ENGINE_TEST_BINS)
 check-fuzz-replay: $(FUZZ_REPLAY_BINS)
 	@G_SLICE=always-malloc test/run-engine-tests.sh $(FUZZ_REPLAY_BINS)
 
-check-lisp: all build/sockopt-peek build/dgram-peer
+check-lisp: all build/sockopt-peek build/dgram-peer build/echo-peer
 	@test/run-lisp-tests.sh
 
 # A plain datagram peer, for the ERT suite.
 build/dgram-peer: test/dgram-peer.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -o $@ $<
+
+# A plain TCP echo peer, for the ERT suite.
+build/echo-peer: test/echo-peer.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -o $@ $<
 

@@ -281,11 +281,91 @@ bytes; at most `netproc--longest-cut' of them are counted."
       (setq n (1+ n)))
     n))
 
+(defvar netproc--ascii-text-codings (make-hash-table :test 'eq)
+  "For each decoding met, what `netproc--ascii-text-probe' found.")
+
+(defun netproc--ascii-text-probe (coding)
+  "Return what decoding ASCII with CODING sets `last-coding-system-used' to.
+Return `no' instead if CODING may decode ASCII bytes to anything but
+the same characters, or learn something from them: a decoding that
+converts ends of lines, or detects, or runs a function or a table."
+  (if (and (coding-system-p coding)
+           (eq (coding-system-eol-type coding) 0)
+           (memq (coding-system-type coding) '(utf-8 charset))
+           (coding-system-get coding :ascii-compatible-p)
+           (not (coding-system-get coding :post-read-conversion))
+           (not (coding-system-get coding :decode-translation-table)))
+      (let ((last-coding-system-used nil))
+        (decode-coding-string "a" coding)
+        last-coding-system-used)
+    'no))
+
+(defun netproc--ascii-text-coding (st)
+  "Return the coding system ST's reads are decoded with, if ASCII needs none.
+That is when its decoding gives ASCII bytes as the same characters and
+nothing is carried over from the last read: then what is read may come
+as multibyte text already (see `netproc--read-direct'), which is what
+decoding it would give.  The value is what `last-coding-system-used'
+would be after that decoding; nil when the bytes must be decoded."
+  (let ((coding (netproc--st-decode st)))
+    (and coding
+         (equal (netproc--st-carry st) "")
+         (null standard-translation-table-for-decode)
+         (let ((known (gethash coding netproc--ascii-text-codings)))
+           (unless known
+             (setq known (netproc--ascii-text-probe coding))
+             (puthash coding known netproc--ascii-text-codings))
+           (and (not (eq known 'no)) known)))))
+
 (defun netproc--decode (st bytes &optional final)
   "Decode BYTES read for ST with its decoding, keeping an incomplete tail.
 A character cut by the read, whatever the coding system, and a CR that
 may start a CRLF, wait for the next read, as Emacs's decoder keeps them.
-With FINAL, decode everything that is left."
+With FINAL, decode everything that is left.  BYTES that came as text
+\(see `netproc--ascii-text-coding') are given as they are."
+  (if (and (multibyte-string-p bytes) (equal (netproc--st-carry st) ""))
+      bytes
+    (netproc--decode-bytes st bytes final)))
+
+(defun netproc--ascii-shortcut-p (bytes coding)
+  "Non-nil if `decode-coding-string' takes its ASCII shortcut for BYTES.
+It does for ASCII BYTES and a CODING that keeps ASCII, unless ends of
+lines may need converting: then it hands BYTES back as they are."
+  (and (coding-system-get coding :ascii-compatible-p)
+       (not (string-match-p "[^[:ascii:]]" bytes))
+       (or (eq (coding-system-eol-type coding) 0)
+           inhibit-eol-conversion
+           (not (string-search "\r" bytes)))))
+
+(defun netproc--post-read (function text)
+  "Return TEXT as the post-read conversion FUNCTION leaves it.
+FUNCTION runs as when Emacs decodes: in a buffer holding only TEXT,
+with point at its start, given its length."
+  (with-temp-buffer
+    (insert text)
+    (goto-char (point-min))
+    (funcall function (length text))
+    (buffer-string)))
+
+(defun netproc--decode-string (bytes coding)
+  "Decode BYTES with CODING as Emacs decodes the output of a process.
+`decode-coding-string' has a shortcut for ASCII that a process's
+decoder lacks: it neither learns the end-of-line format from such text
+nor runs the coding's post-read conversion.  Both are done here.
+`last-coding-system-used' becomes what the decoder made of CODING."
+  (if (not (netproc--ascii-shortcut-p bytes coding))
+      (decode-coding-string bytes coding t)
+    (let* ((eol (coding-system-eol-type coding))
+           (used (if (and (vectorp eol) (not inhibit-eol-conversion)
+                          (string-search "\n" bytes))
+                     (aref eol 0)
+                   coding))
+           (post (coding-system-get used :post-read-conversion)))
+      (setq last-coding-system-used used)
+      (if post (netproc--post-read post bytes) bytes))))
+
+(defun netproc--decode-bytes (st bytes final)
+  "Decode BYTES for ST as `netproc--decode' does, FINAL as there."
   (let* ((coding (or (netproc--st-decode st)
                      ;; No decoding at all detects, as Emacs's nil does.
                      'undecided))
@@ -298,9 +378,11 @@ With FINAL, decode everything that is left."
     (cond
      ((equal ready "") ready)
      ;; Bytes pass through these unchanged, and unibyte, as in Emacs.
-     ((memq coding '(binary no-conversion)) ready)
+     ((memq coding '(binary no-conversion))
+      (setq last-coding-system-used coding)
+      ready)
      (t
-      (let* ((text (decode-coding-string ready coding t))
+      (let* ((text (netproc--decode-string ready coding))
              (cut (if final 0 (netproc--cut-chars text))))
         ;; What Emacs learns from the data (the end-of-line format, or
         ;; the coding system itself) becomes the process's decoding.

@@ -38,7 +38,7 @@
 (declare-function netproc--queued "netproc-module" (conn))
 (declare-function netproc--dropped "netproc-module" (conn))
 (declare-function netproc--read-direct "netproc-module"
-                  (conn timeout-ms keep))
+                  (conn timeout-ms keep ascii-text))
 (declare-function netproc--shutdown-write "netproc-module" (conn))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--set-option "netproc-module" (conn option value))
@@ -607,12 +607,16 @@ same kind, until Emacs waits in any other way (see
       ;; back to the engine, or it could wait behind this one.
       (setq netproc--reading-here (delq conn netproc--reading-here))
       (netproc--give-back)
-      (let ((bytes (netproc--read-direct conn timeout-ms t)))
+      (let* ((ascii (netproc--ascii-text-coding st))
+             (bytes (netproc--read-direct conn timeout-ms t (and ascii t))))
         (when bytes
           ;; The module decides what it keeps (not a stream in full
           ;; flow); giving back what it did not keep does nothing.
           (setq netproc--reading-here (list conn))
           (netproc--give-back-soon)
+          (when (multibyte-string-p bytes)
+            ;; Text already: the filter sees what decoding would leave.
+            (setq last-coding-system-used ascii))
           (netproc--deliver (netproc--st-proc st) st bytes)
           (netproc--report-deferred-errors))))))
 

@@ -732,6 +732,109 @@ The status stays `connect' until Emacs waits; `sleep-for' then runs the
           (netproc-test-peer-wait-closed peer n)
           (setq n (1+ n)))))))
 
+;; What a filter sees of ASCII: decode-coding-string takes a shortcut
+;; for it that Emacs's process decoder does not, and netproc skips
+;; decoding it where the decoding maps ASCII to itself.
+(defconst netproc-test-ascii-coding-rows
+  '(nil utf-8 utf-8-unix utf-8-dos latin-1 latin-1-unix binary raw-text
+        raw-text-unix no-conversion undecided utf-8-with-signature-unix
+        prefer-utf-8-unix vietnamese-viqr-unix ebcdic-us-unix eucjp-ms-unix)
+  "Values of `:coding' tried against ASCII replies.
+The last three decode some ASCII to other characters, through a
+function, a charset of their own or a table.")
+
+(defun netproc-test-ascii-filter (proc string)
+  "Record (:chunk PROC STRING MULTIBYTE-P `last-coding-system-used')."
+  (netproc-test-note :chunk proc string (multibyte-string-p string)
+                     last-coding-system-used))
+
+(defconst netproc-test-echo-peer-program
+  (expand-file-name "../build/echo-peer"
+                    (file-name-directory (or load-file-name buffer-file-name)))
+  "The plain TCP echo peer, built by `make check'.")
+
+(defun netproc-test-echo-peer (count)
+  "Start the C echo peer for COUNT connections; return its port.
+The port is registered as <EPORT>."
+  (let* ((port nil)
+         (helper
+          (make-process
+           :name "netproc-test-echo-peer" :noquery t
+           :connection-type 'pipe
+           :command (list netproc-test-echo-peer-program
+                          (number-to-string count))
+           :sentinel #'ignore
+           :filter (lambda (_p s)
+                     (when (and (not port) (string-match "[0-9]+" s))
+                       (setq port (string-to-number (match-string 0 s))))))))
+    (process-put helper 'netproc-test-helper t)
+    (push helper netproc-test--helpers)
+    (netproc-test-wait-until (lambda () port) 10 'echo-peer-ready)
+    (netproc-test-register port '<EPORT>)))
+
+(netproc-test-deftest netproc-test-client-ascii-replies ()
+  "ASCII read, for every decoding row, as events and as direct replies.
+First a peer in Emacs writes (the engine reads it); then a peer outside
+Emacs echoes what the client sends while the client waits for it (the
+wait reads it itself).  Last, a character cut by a read, and ASCII
+after it: the cut bytes are decoded with what follows."
+  (let* ((peer (netproc-test-peer-start))
+         (echo (netproc-test-echo-peer
+                (length netproc-test-ascii-coding-rows)))
+         (n 0)
+         (calls (lambda (name)
+                  (cl-count-if (lambda (e)
+                                 (and (eq (car e) :chunk)
+                                      (equal (netproc-test-object-name
+                                              (nth 1 e))
+                                             name)))
+                               netproc-test--trace)))
+         (await (lambda (p name before)
+                  ;; Waiting for P itself, as a client waits for a reply,
+                  ;; until its filter has been called again.
+                  (let ((end (+ (float-time) 5)))
+                    (while (and (< (float-time) end)
+                                (= (funcall calls name) before))
+                      (accept-process-output p 0.05))))))
+    (dolist (coding netproc-test-ascii-coding-rows)
+      (let* ((name (format "c3a-%d" n))
+             (p (apply #'make-network-process
+                       :name name :host "127.0.0.1"
+                       :service (netproc-test-peer-port peer)
+                       :filter #'netproc-test-ascii-filter
+                       (and coding (list :coding coding))))
+             (q (apply #'make-network-process
+                       :name (concat name "e") :host "127.0.0.1"
+                       :service echo
+                       :filter #'netproc-test-ascii-filter
+                       (and coding (list :coding coding)))))
+        (setq last-coding-system-used nil)
+        (dolist (text '("a( ok 1\n" "a( ok 2\n"))
+          (let ((before (funcall calls name)))
+            (netproc-test-peer-send peer text n)
+            (funcall await p name before))
+          (let ((before (funcall calls (concat name "e"))))
+            (process-send-string q text)
+            (funcall await q (concat name "e") before)))
+        (netproc-test-note :after coding (process-coding-system p)
+                           (process-coding-system q))
+        (delete-process p)
+        (delete-process q)
+        (netproc-test-peer-wait-closed peer n)
+        (setq n (1+ n))))
+    (let ((p (make-network-process :name "c3a-cut" :host "127.0.0.1"
+                                   :service (netproc-test-peer-port peer)
+                                   :coding 'utf-8-unix
+                                   :filter #'netproc-test-ascii-filter)))
+      (let ((before (funcall calls "c3a-cut")))
+        (netproc-test-peer-send peer "a\303" n)
+        (funcall await p "c3a-cut" before))
+      (netproc-test-settle 0.1)
+      (let ((before (funcall calls "c3a-cut")))
+        (netproc-test-peer-send peer "z" n)
+        (funcall await p "c3a-cut" before))
+      (delete-process p))))
+
 (netproc-test-deftest netproc-test-client-split-multibyte ()
   "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
   (let* ((peer (netproc-test-peer-start))

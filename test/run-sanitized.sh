@@ -31,7 +31,8 @@ test/run-sanitized-engine.sh 2>&1 | tee "$log"
 tally "$log" "engine under sanitizers" "${PIPESTATUS[0]}"
 
 make --no-print-directory build/asan/netproc-module.so \
-  build/asan/no-textdomain.so all build/sockopt-peek build/dgram-peer
+  build/asan/no-textdomain.so all build/sockopt-peek build/dgram-peer \
+  build/echo-peer
 asan_rt=$(gcc -print-file-name=libasan.so)
 # Emacs's own allocations are not ours to judge: leaks are checked by the
 # engine tests, where every allocation is ours.

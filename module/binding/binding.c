@@ -520,9 +520,22 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->make_integer (env, (intmax_t) queued);
 }
 
-/* (netproc--read-direct CONN TIMEOUT-MS KEEP): what CONN's socket has
-   now, read on this thread, as a unibyte string, or nil (see
-   np_conn_read_direct()).  Waits up to TIMEOUT-MS for it.  */
+static gboolean
+all_ascii (const guint8 *bytes, gsize n)
+{
+  guint8 any = 0;
+  for (gsize i = 0; i < n; i++)
+    any |= bytes[i];
+  return any < 0x80;
+}
+
+/* (netproc--read-direct CONN TIMEOUT-MS KEEP ASCII-TEXT): what CONN's
+   socket has now, read on this thread, as a unibyte string, or nil (see
+   np_conn_read_direct()).  Waits up to TIMEOUT-MS for it.  With
+   ASCII-TEXT, bytes that are all ASCII come as a multibyte string, which
+   is what decoding them would give: the caller asks for that only when
+   its decoding maps ASCII to itself, and so need not decode, or copy,
+   what it reads.  */
 static emacs_value
 Fread_direct (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
               void *data)
@@ -537,6 +550,10 @@ Fread_direct (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
                                   direct_buffer, sizeof direct_buffer);
   if (n <= 0)
     return np_sym.nil;
+  /* make_string reads UTF-8, of which ASCII is the part that means the
+     same to every decoding the caller allows.  */
+  if (env->is_not_nil (env, args[3]) && all_ascii (direct_buffer, n))
+    return env->make_string (env, (const char *) direct_buffer, n);
   return env->make_unibyte_string (env, (const char *) direct_buffer, n);
 }
 
@@ -882,10 +899,11 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Queue the unibyte STRING on CONN; return the bytes queued.\n"
          "A seqpacket record refused as too large, or a datagram the\n"
          "system refused: (ERRNO . MESSAGE).");
-  np_defun (env, "netproc--read-direct", 3, Fread_direct,
+  np_defun (env, "netproc--read-direct", 4, Fread_direct,
             "Return what CONN's socket has, read now, or nil.\n"
             "Wait up to TIMEOUT-MS for it; with KEEP, keep reading it\n"
-            "here until `netproc--read-direct-end'.");
+            "here until `netproc--read-direct-end'.  With ASCII-TEXT,\n"
+            "all-ASCII bytes come as a multibyte string.");
   np_defun (env, "netproc--read-direct-end", 1, Fread_direct_end,
             "Let the engine read CONN again after a KEEP read.");
   np_defun (env, "netproc--queued", 1, Fqueued,
