@@ -115,11 +115,13 @@ keep every connection it made until its next wait."
 (defun netproc--sentinel-call (proc st message)
   "Run PROC's sentinel (state ST) with MESSAGE."
   (let ((sentinel (netproc--st-sentinel st)))
-    (netproc--call 'sentinel
-                   (if (eq sentinel 'internal-default-process-sentinel)
-                       #'netproc--default-sentinel
-                     sentinel)
-                   proc message)))
+    (if (not (eq sentinel 'internal-default-process-sentinel))
+        (netproc--call 'sentinel sentinel proc message)
+      ;; The default writes only to a live buffer: without one, a
+      ;; connection deleted costs no call.
+      (when (buffer-live-p (netproc--st-buffer st))
+        (netproc--call 'sentinel #'netproc--default-sentinel
+                       proc message)))))
 
 (defun netproc--contact-put (st key value)
   "Set KEY to VALUE in the contact of ST, in place when KEY is there."

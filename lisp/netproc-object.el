@@ -85,7 +85,8 @@ taken NAME<N> each time.")
 
 (defun netproc--free-name (name)
   "Note that NAME is free again, for `netproc--unique-name'."
-  (when (string-match "\\`\\(.*\\)<\\([0-9]+\\)>\\'" name)
+  (when (and (string-suffix-p ">" name)
+             (string-match "\\`\\(.*\\)<\\([0-9]+\\)>\\'" name))
     (let ((base (match-string 1 name))
           (n (string-to-number (match-string 2 name))))
       (when (< n (gethash base netproc--name-hints 1))

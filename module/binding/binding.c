@@ -146,7 +146,7 @@ np_make_handle (emacs_env *env, NpConn *conn)
 NpConn *
 np_conn_arg (emacs_env *env, emacs_value v)
 {
-  if (!is_type (env, v, env->intern (env, "user-ptr"))
+  if (!is_type (env, v, np_sym.type_user_ptr)
       || env->get_user_finalizer (env, v) != handle_finalize)
     {
       np_wrong_type (env, np_sym.user_ptrp, v);
@@ -490,7 +490,7 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   if (!is_type (env, args[1], np_sym.type_string))
     return np_wrong_type (env, np_sym.stringp, args[1]);
   emacs_value multibyte
-    = env->funcall (env, env->intern (env, "multibyte-string-p"), 1, &args[1]);
+    = env->funcall (env, np_sym.multibyte_string_p, 1, &args[1]);
   if (np_pending (env))
     return np_sym.nil;
   if (env->is_not_nil (env, multibyte))
@@ -839,6 +839,7 @@ intern_symbols (emacs_env *env)
   np_sym.type_string = global_symbol (env, "string");
   np_sym.type_vector = global_symbol (env, "vector");
   np_sym.type_integer = global_symbol (env, "integer");
+  np_sym.type_user_ptr = global_symbol (env, "user-ptr");
   np_sym.ipv4 = global_symbol (env, "ipv4");
   np_sym.ipv6 = global_symbol (env, "ipv6");
   np_sym.local = global_symbol (env, "local");
@@ -856,6 +857,7 @@ intern_symbols (emacs_env *env)
   np_sym.cons = global_symbol (env, "cons");
   np_sym.list = global_symbol (env, "list");
   np_sym.vector = global_symbol (env, "vector");
+  np_sym.multibyte_string_p = global_symbol (env, "multibyte-string-p");
 }
 
 NP_EXPORT int

@@ -19,14 +19,14 @@ typedef struct
   /* Predicates, for wrong-type-argument data.  */
   emacs_value stringp, integerp, symbolp, user_ptrp;
   /* What `type-of' answers.  */
-  emacs_value type_string, type_vector, type_integer;
+  emacs_value type_string, type_vector, type_integer, type_user_ptr;
   emacs_value ipv4, ipv6, local;
   emacs_value seqpacket, datagram, soon;
   /* The network options.  */
   emacs_value kw_bindtodevice, kw_broadcast, kw_dontroute, kw_keepalive;
   emacs_value kw_linger, kw_oobinline, kw_priority, kw_reuseaddr;
   /* Functions.  */
-  emacs_value cons, list, vector;
+  emacs_value cons, list, vector, multibyte_string_p;
 } NpSyms;
 
 extern NpSyms np_sym;
