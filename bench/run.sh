@@ -1,13 +1,14 @@
 #!/bin/sh
 # bench/run.sh -- the builtin network processes against netproc, same run.
 #
-#   bench/run.sh                 full run (5 rounds, 256 MiB streams)
+#   bench/run.sh                 full run (6 rounds, 256 MiB streams)
 #   BENCH_ROUNDS=3 bench/run.sh  another number of rounds
 #   BENCH_QUICK=1 bench/run.sh   a fast smoke run with small sizes
 #
 # Builds the loopback peer (bench/peer.c), then for each round starts a
 # peer and runs every workload in a fresh `emacs -Q --batch -L lisp'
-# child, builtin then netproc, each under a watchdog.  Then measures what
+# child, builtin and netproc, each under a watchdog; the builtin goes
+# first in odd rounds, netproc in even ones.  Then measures what
 # netproc-compat-mode costs builtin processes (bench/compat-overhead.el;
 # not when BENCH_WORKLOADS picks workloads).  Prints the table of
 # medians and writes bench/results/latest.md and latest.svg.
@@ -47,7 +48,7 @@ if [ "$QUICK" = 1 ]; then
   export BENCH_CHANNEL_COUNT=100000
   export BENCH_CHANNEL_LAT_COUNT=1000
 else
-  ROUNDS=${BENCH_ROUNDS:-5}
+  ROUNDS=${BENCH_ROUNDS:-6}
   export BENCH_RECV_BYTES=$((256 * 1024 * 1024))
   export BENCH_SEND_BYTES=$((256 * 1024 * 1024))
   export BENCH_PP_COUNT=20000
@@ -130,10 +131,19 @@ while [ $round -le "$ROUNDS" ]; do
   printf 'round %s:' "$round"
   start_peer
   for w in $WORKLOADS; do
-    if [ "$w" != channel ]; then
-      run_child "$w" builtin "$round"
+    # Who goes first alternates by round: a workload that makes
+    # connections leaves thousands in TIME_WAIT, which slow the next
+    # child's connects for a minute.
+    if [ $((round % 2)) -eq 1 ]; then
+      sides="builtin netproc"
+    else
+      sides="netproc builtin"
     fi
-    run_child "$w" netproc "$round"
+    for side in $sides; do
+      if [ "$w" != channel ] || [ "$side" = netproc ]; then
+        run_child "$w" "$side" "$round"
+      fi
+    done
   done
   stop_peer
   echo
