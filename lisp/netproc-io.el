@@ -437,8 +437,8 @@ Point moves with the text when it was at or after the insertion point;
 a read-only or narrowed buffer is written all the same."
   (let* ((st (netproc--st proc))
          (buffer (netproc--st-buffer st))
-         (mark (netproc--st-mark st)))
-    (when (buffer-live-p buffer)
+         (mark (and (buffer-live-p buffer) (netproc--mark st))))
+    (when mark
       (with-current-buffer buffer
         (let* ((inhibit-read-only t)
                (opoint (point))

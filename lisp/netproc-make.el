@@ -317,7 +317,6 @@ later adds :remote to such a list)."
       (setf (netproc--st-contact st) (netproc--contact-plist args target)
             (netproc--st-options st) (netproc--option-pairs args)
             (netproc--st-buffer st) buffer
-            (netproc--st-mark st) (make-marker)
             (netproc--st-plist st) plist
             (netproc--st-query st) (not (plist-get args :noquery))
             (netproc--st-stopped st) (and (plist-get args :stop) t)
@@ -333,7 +332,7 @@ later adds :remote to such a list)."
         (when sentinel (setf (netproc--st-sentinel st) sentinel)))
       (when (buffer-live-p buffer)
         (netproc--watch-buffer buffer)
-        (set-marker (netproc--st-mark st)
+        (set-marker (netproc--mark st)
                     (with-current-buffer buffer (point-max)) buffer))
       st)))
 

@@ -92,6 +92,13 @@ taken NAME<N> each time.")
       (when (< n (gethash base netproc--name-hints 1))
         (puthash base n netproc--name-hints)))))
 
+(defun netproc--mark (st)
+  "Return the mark of ST, made when first wanted.
+Most netprocs never have a buffer: a marker for each of them would be
+garbage for nothing."
+  (or (netproc--st-mark st)
+      (setf (netproc--st-mark st) (make-marker))))
+
 (defun netproc--datagram-p (st)
   "Non-nil if ST is the state of a datagram netproc."
   (eq (plist-get (netproc--st-contact st) :type) 'datagram))

@@ -153,8 +153,6 @@ ACCEPTED is (HANDLE ID LOCAL REMOTE) from the engine."
           (netproc--st-contact st) (netproc--accepted-contact
                                     server-st host local remote)
           (netproc--st-buffer st) buffer
-          ;; Emacs leaves an accepted connection's mark pointing nowhere.
-          (netproc--st-mark st) (make-marker)
           (netproc--st-filter st) (netproc--st-filter server-st)
           (netproc--st-sentinel st) (netproc--st-sentinel server-st)
           (netproc--st-plist st) (copy-sequence (netproc--st-plist server-st))

@@ -381,16 +381,16 @@ netproc, :remote is its datagram address at the time of the call."
     ;; As Emacs does: the mark goes to the end of the new buffer.
     (cond ((buffer-live-p buffer)
            (netproc--watch-buffer buffer)
-           (set-marker (netproc--st-mark st)
+           (set-marker (netproc--mark st)
                        (with-current-buffer buffer (point-max)) buffer))
           ;; A marker cannot point into a killed buffer: Emacs's ends up
           ;; pointing nowhere.
-          (buffer (set-marker (netproc--st-mark st) nil)))
+          (buffer (set-marker (netproc--mark st) nil)))
     buffer))
 
 (defun netproc-mark (netproc)
   "Return the marker where NETPROC's default filter inserts."
-  (netproc--st-mark (netproc--st netproc)))
+  (netproc--mark (netproc--st netproc)))
 
 (defun netproc-filter (netproc)
   "Return the filter of NETPROC.
