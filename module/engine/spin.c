@@ -13,6 +13,7 @@
      reply comes within that time again: a peer that answers slowly
      costs one look, not one per wait.  */
 
+#include <errno.h>
 #include <poll.h>
 
 #include "engine-private.h"
@@ -40,8 +41,14 @@ look_for_input (int fd, int spin_us)
   struct pollfd pfd = { .fd = fd, .events = POLLIN };
   gint64 until = g_get_monotonic_time () + spin_us;
   do
-    if (poll (&pfd, 1, 0) != 0)
-      return TRUE;
+    {
+      int n = poll (&pfd, 1, 0);
+      /* A signal (Emacs's profiler sends one every few milliseconds)
+         is no reason to stop looking; another error is the read's to
+         find.  */
+      if (n > 0 || (n < 0 && errno != EINTR))
+        return TRUE;
+    }
   while (g_get_monotonic_time () < until);
   return FALSE;
 }
