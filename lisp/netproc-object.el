@@ -24,7 +24,7 @@
   (name nil :read-only t)
   (id nil :read-only t))
 
-(cl-defstruct (netproc--st (:constructor netproc--st-new)
+(cl-defstruct (netproc--st (:constructor netproc--st-new (proc))
                            (:copier nil))
   "What a netproc is, beyond its name."
   proc conn
@@ -108,7 +108,7 @@ garbage for nothing."
 ID is the engine's id for it; by default a new one."
   (let* ((id (or id (setq netproc--next-id (1+ netproc--next-id))))
          (proc (netproc--new (netproc--unique-name name) id))
-         (st (netproc--st-new :proc proc)))
+         (st (netproc--st-new proc)))
     (puthash proc st netproc--states)
     (puthash id proc netproc--live)
     (puthash (netproc--rec-name proc) proc netproc--listed)
