@@ -15,6 +15,7 @@
 (require 'netproc-channel)
 
 (declare-function netproc--set-paused "netproc-module" (conn flag))
+(declare-function netproc--set-ascii-text "netproc-module" (conn flag))
 (declare-function netproc--close "netproc-module" (conn))
 (declare-function netproc--close-deferred "netproc-module" (conn))
 (declare-function netproc--flush "netproc-module" ())
@@ -302,6 +303,16 @@ converts ends of lines, or detects, or runs a function or a table."
         last-coding-system-used)
     'no))
 
+(defun netproc--ascii-text-used (coding)
+  "Return what decoding ASCII with CODING sets `last-coding-system-used' to.
+Return nil if CODING may decode ASCII to something else."
+  (and coding
+       (let ((known (gethash coding netproc--ascii-text-codings)))
+         (unless known
+           (setq known (netproc--ascii-text-probe coding))
+           (puthash coding known netproc--ascii-text-codings))
+         (and (not (eq known 'no)) known))))
+
 (defun netproc--ascii-text-coding (st)
   "Return the coding system ST's reads are decoded with, if ASCII needs none.
 That is when its decoding gives ASCII bytes as the same characters and
@@ -309,25 +320,37 @@ nothing is carried over from the last read: then what is read may come
 as multibyte text already (see `netproc--read-direct'), which is what
 decoding it would give.  The value is what `last-coding-system-used'
 would be after that decoding; nil when the bytes must be decoded."
-  (let ((coding (netproc--st-decode st)))
-    (and coding
-         (equal (netproc--st-carry st) "")
-         (null standard-translation-table-for-decode)
-         (let ((known (gethash coding netproc--ascii-text-codings)))
-           (unless known
-             (setq known (netproc--ascii-text-probe coding))
-             (puthash coding known netproc--ascii-text-codings))
-           (and (not (eq known 'no)) known)))))
+  (and (equal (netproc--st-carry st) "")
+       (null standard-translation-table-for-decode)
+       (netproc--ascii-text-used (netproc--st-decode st))))
+
+(defun netproc--update-ascii-text (st)
+  "Tell the engine whether ST's all-ASCII input may come as text.
+It may while ST's decoding maps ASCII to itself.  What came so when
+that no longer holds, by the time it is decoded, is decoded all the
+same (see `netproc--decode')."
+  (let ((conn (netproc--st-conn st)))
+    (when conn
+      (netproc--set-ascii-text
+       conn (and (netproc--ascii-text-used (netproc--st-decode st)) t)))))
 
 (defun netproc--decode (st bytes &optional final)
   "Decode BYTES read for ST with its decoding, keeping an incomplete tail.
 A character cut by the read, whatever the coding system, and a CR that
 may start a CRLF, wait for the next read, as Emacs's decoder keeps them.
 With FINAL, decode everything that is left.  BYTES that came as text
-\(see `netproc--ascii-text-coding') are given as they are."
-  (if (and (multibyte-string-p bytes) (equal (netproc--st-carry st) ""))
-      bytes
-    (netproc--decode-bytes st bytes final)))
+\(see `netproc--ascii-text-coding') are given as they are, when they
+still may be."
+  (if (not (multibyte-string-p bytes))
+      (netproc--decode-bytes st bytes final)
+    (let ((used (netproc--ascii-text-coding st)))
+      (if (not used)
+          ;; ASCII text, for a decoding that has changed since, or a
+          ;; carried tail: back to bytes, and decoded.
+          (netproc--decode-bytes st (string-to-unibyte bytes) final)
+        ;; What decoding it would have left.
+        (setq last-coding-system-used used)
+        bytes))))
 
 (defun netproc--ascii-shortcut-p (bytes coding)
   "Non-nil if `decode-coding-string' takes its ASCII shortcut for BYTES.
@@ -390,7 +413,9 @@ nor runs the coding's post-read conversion.  Both are done here.
         ;; the coding system itself) becomes the process's decoding.
         (when (or (vectorp (coding-system-eol-type coding))
                   (eq (coding-system-type coding) 'undecided))
-          (setf (netproc--st-decode st) last-coding-system-used))
+          (unless (eq (netproc--st-decode st) last-coding-system-used)
+            (setf (netproc--st-decode st) last-coding-system-used)
+            (netproc--update-ascii-text st)))
         (when (> cut 0)
           (setf (netproc--st-carry st)
                 (concat (substring ready (- cut)) (netproc--st-carry st))

@@ -412,6 +412,7 @@ up first: what settles at once is kept for the next wait (see
         (when (netproc--st-conn st)
           ;; The module leaves an opened stream's input to this thread.
           (netproc--owner-reads (netproc--st-conn st))))))
+    (netproc--update-ascii-text st)
     (when (netproc--holding-p st)
       (netproc--update-reading st))))
 

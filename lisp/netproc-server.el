@@ -162,6 +162,7 @@ ACCEPTED is (HANDLE ID LOCAL REMOTE) from the engine."
           (and buffer (netproc--st-inherit-coding server-st)))
     (when buffer
       (netproc--watch-buffer buffer))
+    (netproc--update-ascii-text st)
     (when (netproc--holding-p st)
       (netproc--update-reading st))
     (let ((log (netproc--st-log server-st))

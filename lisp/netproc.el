@@ -486,6 +486,7 @@ Like `set-process-coding-system'; returns nil."
                        encoding)))
     (setf (netproc--st-decode st) decoding
           (netproc--st-encode st) encoding)
+    (netproc--update-ascii-text st)
     nil))
 
 (defun netproc-filter-multibyte-p (netproc)
@@ -506,7 +507,8 @@ decoding to `raw-text' with the same end-of-line conversion."
                         'raw-text)))
       (setf (netproc--st-decode st)
             (coding-system-change-text-conversion (netproc--st-decode st)
-                                                  'raw-text)))
+                                                  'raw-text))
+      (netproc--update-ascii-text st))
     nil))
 
 ;;; Stopping
@@ -614,9 +616,6 @@ same kind, until Emacs waits in any other way (see
           ;; flow); giving back what it did not keep does nothing.
           (setq netproc--reading-here (list conn))
           (netproc--give-back-soon)
-          (when (multibyte-string-p bytes)
-            ;; Text already: the filter sees what decoding would leave.
-            (setq last-coding-system-used ascii))
           (netproc--deliver (netproc--st-proc st) st bytes)
           (netproc--report-deferred-errors))))))
 

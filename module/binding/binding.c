@@ -520,15 +520,6 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return env->make_integer (env, (intmax_t) queued);
 }
 
-static gboolean
-all_ascii (const guint8 *bytes, gsize n)
-{
-  guint8 any = 0;
-  for (gsize i = 0; i < n; i++)
-    any |= bytes[i];
-  return any < 0x80;
-}
-
 /* (netproc--read-direct CONN TIMEOUT-MS KEEP ASCII-TEXT): what CONN's
    socket has now, read on this thread, as a unibyte string, or nil (see
    np_conn_read_direct()).  Waits up to TIMEOUT-MS for it.  With
@@ -552,7 +543,7 @@ Fread_direct (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
     return np_sym.nil;
   /* make_string reads UTF-8, of which ASCII is the part that means the
      same to every decoding the caller allows.  */
-  if (env->is_not_nil (env, args[3]) && all_ascii (direct_buffer, n))
+  if (env->is_not_nil (env, args[3]) && np_bytes_ascii (direct_buffer, n))
     return env->make_string (env, (const char *) direct_buffer, n);
   return env->make_unibyte_string (env, (const char *) direct_buffer, n);
 }
@@ -613,6 +604,18 @@ Fset_paused (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   NpConn *conn = np_conn_arg (env, args[0]);
   if (conn)
     np_conn_set_paused (conn, env->is_not_nil (env, args[1]));
+  return np_sym.nil;
+}
+
+/* (netproc--set-ascii-text CONN FLAG): see np_conn_set_ascii_text().  */
+static emacs_value
+Fset_ascii_text (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
+                 void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = np_conn_arg (env, args[0]);
+  if (conn)
+    np_conn_set_ascii_text (conn, env->is_not_nil (env, args[1]));
   return np_sym.nil;
 }
 
@@ -918,6 +921,8 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Half close CONN once its queue is written.");
   np_defun (env, "netproc--set-paused", 2, Fset_paused,
          "Stop reading CONN when FLAG is non-nil, else resume.");
+  np_defun (env, "netproc--set-ascii-text", 2, Fset_ascii_text,
+         "With FLAG, all-ASCII data CONN reads comes as multibyte text.");
   np_defun (env, "netproc--close", 1, Fclose,
          "Close CONN; no event for it follows.");
   np_defun (env, "netproc--close-deferred", 1, Fclose_deferred,

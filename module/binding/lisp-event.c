@@ -26,9 +26,13 @@ np_event_payload (emacs_env *env, NpEvent *ev)
       }
     case NP_EVENT_DATA:
       {
+        /* ASCII as text is what decoding it would give (see
+           np_conn_set_ascii_text); make_string reads UTF-8.  */
         emacs_value bytes
-          = env->make_unibyte_string (env, (const char *) ev->data,
-                                      (ptrdiff_t) ev->len);
+          = ev->text ? env->make_string (env, (const char *) ev->data,
+                                         (ptrdiff_t) ev->len)
+                     : env->make_unibyte_string (env, (const char *) ev->data,
+                                                 (ptrdiff_t) ev->len);
         if (ev->datagram_len == 0)
           return bytes;
         /* A datagram: (BYTES . SENDER), the sender's raw address for

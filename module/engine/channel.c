@@ -176,6 +176,9 @@ np__channel_post_data (NpEngine *engine, NpConn *conn, const guint8 *data,
 {
   NpEvent *event = np__event_new (conn->id, NP_EVENT_DATA, len);
   memcpy (event->data, data, len);
+  /* The scan costs this thread, not the owner's.  */
+  event->text = g_atomic_int_get (&conn->ascii_text)
+                && np_bytes_ascii (data, len);
   return post_data_event (engine, conn, event, len);
 }
 

@@ -141,6 +141,7 @@ struct NpConn
                                      set does not watch it for input */
   gboolean spin_missed;           /* owner's thread only: the last reply
                                      outlasted the look (see spin.c) */
+  gint ascii_text;                /* atomic: np_conn_set_ascii_text() */
   gint watch_errno;               /* the owner could not give input back
                                      to the set: the engine ends the
                                      connection with this error (atomic;

@@ -127,6 +127,8 @@ typedef struct
   NpConn *accepted;       /* ACCEPTED only */
   guint64 accepted_id;    /* ACCEPTED only */
   gsize len;              /* DATA only */
+  gboolean text;          /* DATA of a stream: all ASCII, taken as text
+                             (see np_conn_set_ascii_text) */
   gsize datagram_len;     /* DATA of a datagram: its size, >= LEN */
   guint8 data[];          /* DATA only: LEN bytes */
 } NpEvent;
@@ -458,6 +460,15 @@ int np_conn_set_option (NpConn *conn, const NpSockopt *option);
 /* Stop or resume reading this socket (the kernel then holds the peer
    back).  A connection still connecting stays paused once open.  */
 void np_conn_set_paused (NpConn *conn, gboolean paused);
+
+/* Whether the owner takes the stream's data as text when it is all
+   ASCII: DATA events read from now on say so in their TEXT field.  For
+   an owner whose decoding maps ASCII to itself, which then need not
+   decode, or copy, what it reads.  */
+void np_conn_set_ascii_text (NpConn *conn, gboolean on);
+
+/* Whether the LEN bytes at DATA are all ASCII.  */
+gboolean np_bytes_ascii (const void *data, gsize len);
 
 /* Write what is queued without waiting for the peer, then close the socket,
    or cancel a pending connect.  No event for this connection is queued

@@ -481,6 +481,22 @@ np_conn_set_paused (NpConn *conn, gboolean paused)
   np__engine_post (conn->engine, NP_CMD_PAUSE, conn, paused);
 }
 
+void
+np_conn_set_ascii_text (NpConn *conn, gboolean on)
+{
+  g_atomic_int_set (&conn->ascii_text, on ? 1 : 0);
+}
+
+gboolean
+np_bytes_ascii (const void *data, gsize len)
+{
+  const guint8 *bytes = data;
+  guint8 any = 0;
+  for (gsize i = 0; i < len; i++)
+    any |= bytes[i];
+  return any < 0x80;
+}
+
 /* np_conn_close(), on the owner's thread: an open stream with nothing
    queued to send is closed here and now, as close(2) would close it, and
    the engine forgets it whenever it next wakes; waking it for each

@@ -336,6 +336,63 @@ test_send_returns_queued (void)
   t_pair_close (&p);
 }
 
+/* Writes TEXT from the peer and returns the DATA event(s) it made,
+   which must be one: LEN bytes sent at once to an idle connection.  */
+static NpEvent *
+data_event_for (TPair *p, const char *text, gsize len)
+{
+  guint before = th_count (&p->h, 1, NP_EVENT_DATA);
+  gsize had = th_data_len (&p->h, 1);
+  t_write_all (p->peer, text, len);
+  th_wait_data (&p->h, 1, had + len, WAIT_MS);
+  T_EQ (before + 1, th_count (&p->h, 1, NP_EVENT_DATA));
+  NpEvent *last = NULL;
+  for (guint i = 0; i < p->h.events->len; i++)
+    {
+      NpEvent *e = g_ptr_array_index (p->h.events, i);
+      if (e->id == 1 && e->type == NP_EVENT_DATA)
+        last = e;
+    }
+  return last;
+}
+
+/* With ASCII text asked for, a read that is all ASCII is marked as
+   text, and one that is not stays bytes; not asked for, nothing is.  */
+static void
+test_ascii_text_marked (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  T_ASSERT (!data_event_for (&p, "plain", 5)->text);
+  np_conn_set_ascii_text (p.conn, TRUE);
+  T_ASSERT (data_event_for (&p, "plain\r\n", 7)->text);
+  T_ASSERT (!data_event_for (&p, "caf\xc3\xa9", 5)->text);
+  T_ASSERT (!data_event_for (&p, "\x80", 1)->text);
+  np_conn_set_ascii_text (p.conn, FALSE);
+  T_ASSERT (!data_event_for (&p, "plain", 5)->text);
+  g_autoptr (GByteArray) data = th_data (&p.h, 1);
+  T_EQ (23, data->len);
+  t_pair_close (&p);
+}
+
+/* The scan's edges: every byte counts, wherever it sits.  */
+static void
+test_bytes_ascii (void)
+{
+  guint8 buf[257];
+  memset (buf, 'a', sizeof buf);
+  T_ASSERT (np_bytes_ascii (buf, sizeof buf));
+  T_ASSERT (np_bytes_ascii (buf, 0));
+  for (gsize at = 0; at < sizeof buf; at += 37)
+    {
+      buf[at] = 0x80;
+      T_ASSERT (!np_bytes_ascii (buf, sizeof buf));
+      T_ASSERT (np_bytes_ascii (buf, at));
+      buf[at] = 0x7f;
+    }
+  T_ASSERT (np_bytes_ascii (buf, sizeof buf));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -350,6 +407,8 @@ main (int argc, char **argv)
     { "data/send-and-shutdown-before-open",
       test_send_and_shutdown_before_open },
     { "data/send-returns-queued", test_send_returns_queued },
+    { "data/ascii-text-marked", test_ascii_text_marked },
+    { "data/bytes-ascii", test_bytes_ascii },
   };
   return t_main (argc, argv, cases, G_N_ELEMENTS (cases));
 }
