@@ -61,6 +61,9 @@ void
 np__spin_wait_readable (NpConn *conn, int fd, int timeout_ms)
 {
   int spin_us = g_atomic_int_get (&conn->engine->spin_us);
+  /* Time from the start of the wait, look included: a reply that comes
+     just after a look that missed it is still a late one.  */
+  gint64 start = spin_us > 0 ? g_get_monotonic_time () : 0;
   if (spin_us > 0 && !conn->spin_missed
       && MIN (timeout_ms, G_MAXINT / 1000) * 1000 > spin_us)
     {
@@ -70,7 +73,6 @@ np__spin_wait_readable (NpConn *conn, int fd, int timeout_ms)
     }
 
   struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  gint64 start = spin_us > 0 ? g_get_monotonic_time () : 0;
   int n = poll (&pfd, 1, timeout_ms);
   /* A reply that came within the look's time makes the next wait look
      again.  */

@@ -392,6 +392,24 @@ test_look_missed_then_skipped (void)
   t_pair_close (&p);
 }
 
+/* A reply that comes just after a missed look is a late one too: the
+   next wait does not look.  */
+static void
+test_look_missed_just (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  np_engine_set_spin (p.h.engine, 20 * 1000);
+  guint looks, waits;
+  T_EQ (1, read_counted (&p, 30 * 1000, "a", 1000, &looks, &waits));
+  T_ASSERT (looks > 0);
+  T_EQ (1, waits);
+  T_EQ (1, read_counted (&p, 30 * 1000, "b", 1000, &looks, &waits));
+  T_EQ (0, looks);
+  T_EQ (1, waits);
+  t_pair_close (&p);
+}
+
 /* No look on one CPU (spin 0), nor in a wait no longer than the look
    would be.  */
 static void
@@ -489,6 +507,7 @@ main (int argc, char **argv)
     { "direct-read/other-kinds-refused", test_other_kinds_refused },
     { "direct-read/look-finds-reply", test_look_finds_reply },
     { "direct-read/look-missed-then-skipped", test_look_missed_then_skipped },
+    { "direct-read/look-missed-just", test_look_missed_just },
     { "direct-read/no-look", test_no_look },
     { "direct-read/look-sees-end", test_look_sees_end },
   };
