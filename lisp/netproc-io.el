@@ -362,32 +362,48 @@ lines may need converting: then it hands BYTES back as they are."
            inhibit-eol-conversion
            (not (string-search "\r" bytes)))))
 
-(defun netproc--post-read (function text)
-  "Return TEXT as the post-read conversion FUNCTION leaves it.
-FUNCTION runs as when Emacs decodes: in a buffer holding only TEXT,
-with point at its start, given its length."
+(defun netproc--ascii-plain-p (bytes coding)
+  "Non-nil if decoding ASCII BYTES with CODING can change nothing in them.
+It can when a function or a table takes part, and when CODING detects:
+an escape sequence of ISO 2022, or a null byte, tells it what the bytes
+are."
+  (not (or (coding-system-get coding :post-read-conversion)
+           (coding-system-get coding :decode-translation-table)
+           standard-translation-table-for-decode
+           (and (eq (coding-system-type coding) 'undecided)
+                (string-match-p "[\0\e]" bytes)))))
+
+(defun netproc--decode-in-buffer (bytes coding)
+  "Decode ASCII BYTES with CODING in a buffer, where no shortcut is taken.
+Raw text, which detection may find, comes back unibyte, as from
+`decode-coding-string'."
   (with-temp-buffer
-    (insert text)
-    (goto-char (point-min))
-    (funcall function (length text))
-    (buffer-string)))
+    (insert bytes)
+    (decode-coding-region (point-min) (point-max) coding)
+    (if (eq (coding-system-type last-coding-system-used) 'raw-text)
+        (string-to-unibyte (buffer-string))
+      (buffer-string))))
 
 (defun netproc--decode-string (bytes coding)
   "Decode BYTES with CODING as Emacs decodes the output of a process.
 `decode-coding-string' has a shortcut for ASCII that a process's
-decoder lacks: it neither learns the end-of-line format from such text
-nor runs the coding's post-read conversion.  Both are done here.
+decoder lacks: it neither learns the end-of-line format from such text,
+nor detects a coding in it, nor runs the coding's post-read conversion
+or translation tables.  Here the first is done at once, and for the
+others the text is decoded in a buffer, as the decoder would.
 `last-coding-system-used' becomes what the decoder made of CODING."
-  (if (not (netproc--ascii-shortcut-p bytes coding))
-      (decode-coding-string bytes coding t)
-    (let* ((eol (coding-system-eol-type coding))
-           (used (if (and (vectorp eol) (not inhibit-eol-conversion)
-                          (string-search "\n" bytes))
-                     (aref eol 0)
-                   coding))
-           (post (coding-system-get used :post-read-conversion)))
-      (setq last-coding-system-used used)
-      (if post (netproc--post-read post bytes) bytes))))
+  (cond
+   ((not (netproc--ascii-shortcut-p bytes coding))
+    (decode-coding-string bytes coding t))
+   ((netproc--ascii-plain-p bytes coding)
+    (let ((eol (coding-system-eol-type coding)))
+      (setq last-coding-system-used
+            (if (and (vectorp eol) (not inhibit-eol-conversion)
+                     (string-search "\n" bytes))
+                (aref eol 0)
+              coding))
+      bytes))
+   (t (netproc--decode-in-buffer bytes coding))))
 
 (defun netproc--decode-bytes (st bytes final)
   "Decode BYTES for ST as `netproc--decode' does, FINAL as there."
@@ -421,9 +437,10 @@ nor runs the coding's post-read conversion.  Both are done here.
                 (concat (substring ready (- cut)) (netproc--st-carry st))
                 text (substring text 0 (- cut))))
         ;; Decoding plain ASCII hands back the unibyte input, but Emacs
-        ;; gives a filter multibyte text unless the decoding is raw.
+        ;; gives a filter multibyte text unless the decoding is raw (or
+        ;; was found to be).
         (if (or (multibyte-string-p text)
-                (eq (coding-system-type coding) 'raw-text))
+                (eq (coding-system-type last-coding-system-used) 'raw-text))
             text
           (string-to-multibyte text)))))))
 

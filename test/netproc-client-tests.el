@@ -772,68 +772,107 @@ The port is registered as <EPORT>."
     (netproc-test-wait-until (lambda () port) 10 'echo-peer-ready)
     (netproc-test-register port '<EPORT>)))
 
+(defvar netproc-test--text-reads 0
+  "Direct reads that came back as text, in the running scenario.")
+
+(defun netproc-test--count-text-reads (bytes)
+  "Count BYTES, what a direct read returned, if it is text; return it."
+  (when (multibyte-string-p bytes)
+    (setq netproc-test--text-reads (1+ netproc-test--text-reads)))
+  bytes)
+
 (netproc-test-deftest netproc-test-client-ascii-replies ()
   "ASCII read, for every decoding row, as events and as direct replies.
 First a peer in Emacs writes (the engine reads it); then a peer outside
 Emacs echoes what the client sends while the client waits for it (the
-wait reads it itself).  Last, a character cut by a read, and ASCII
+wait reads it itself, and some of that comes as text).  Then what a
+decoding that detects makes of an escape sequence and of a null byte,
+and a translation table.  Last, a character cut by a read, and ASCII
 after it: the cut bytes are decoded with what follows."
-  (let* ((peer (netproc-test-peer-start))
-         (echo (netproc-test-echo-peer
-                (length netproc-test-ascii-coding-rows)))
-         (n 0)
-         (calls (lambda (name)
-                  (cl-count-if (lambda (e)
-                                 (and (eq (car e) :chunk)
-                                      (equal (netproc-test-object-name
-                                              (nth 1 e))
-                                             name)))
-                               netproc-test--trace)))
-         (await (lambda (p name before)
-                  ;; Waiting for P itself, as a client waits for a reply,
-                  ;; until its filter has been called again.
-                  (let ((end (+ (float-time) 5)))
-                    (while (and (< (float-time) end)
-                                (= (funcall calls name) before))
-                      (accept-process-output p 0.05))))))
-    (dolist (coding netproc-test-ascii-coding-rows)
-      (let* ((name (format "c3a-%d" n))
-             (p (apply #'make-network-process
-                       :name name :host "127.0.0.1"
-                       :service (netproc-test-peer-port peer)
-                       :filter #'netproc-test-ascii-filter
-                       (and coding (list :coding coding))))
-             (q (apply #'make-network-process
-                       :name (concat name "e") :host "127.0.0.1"
-                       :service echo
-                       :filter #'netproc-test-ascii-filter
-                       (and coding (list :coding coding)))))
-        (setq last-coding-system-used nil)
-        (dolist (text '("a( ok 1\n" "a( ok 2\n"))
-          (let ((before (funcall calls name)))
-            (netproc-test-peer-send peer text n)
-            (funcall await p name before))
-          (let ((before (funcall calls (concat name "e"))))
-            (process-send-string q text)
-            (funcall await q (concat name "e") before)))
-        (netproc-test-note :after coding (process-coding-system p)
-                           (process-coding-system q))
-        (delete-process p)
-        (delete-process q)
-        (netproc-test-peer-wait-closed peer n)
-        (setq n (1+ n))))
-    (let ((p (make-network-process :name "c3a-cut" :host "127.0.0.1"
-                                   :service (netproc-test-peer-port peer)
-                                   :coding 'utf-8-unix
-                                   :filter #'netproc-test-ascii-filter)))
-      (let ((before (funcall calls "c3a-cut")))
-        (netproc-test-peer-send peer "a\303" n)
-        (funcall await p "c3a-cut" before))
-      (netproc-test-settle 0.1)
-      (let ((before (funcall calls "c3a-cut")))
-        (netproc-test-peer-send peer "z" n)
-        (funcall await p "c3a-cut" before))
-      (delete-process p))))
+  (setq netproc-test--text-reads 0)
+  (when (eq netproc-test--side 'netproc)
+    (advice-add 'netproc--read-direct :filter-return
+                #'netproc-test--count-text-reads))
+  (unwind-protect
+      (let* ((peer (netproc-test-peer-start))
+             (echo (netproc-test-echo-peer
+                    (length netproc-test-ascii-coding-rows)))
+             (n 0)
+             (calls (lambda (name)
+                      (cl-count-if (lambda (e)
+                                     (and (eq (car e) :chunk)
+                                          (equal (netproc-test-object-name
+                                                  (nth 1 e))
+                                                 name)))
+                                   netproc-test--trace)))
+             (await (lambda (p name before)
+                      ;; Waiting for P itself, as a client waits for a reply,
+                      ;; until its filter has been called again.
+                      (let ((end (+ (float-time) 5)))
+                        (while (and (< (float-time) end)
+                                    (= (funcall calls name) before))
+                          (accept-process-output p 0.05))))))
+        (dolist (coding netproc-test-ascii-coding-rows)
+          (let* ((name (format "c3a-%d" n))
+                 (p (apply #'make-network-process
+                           :name name :host "127.0.0.1"
+                           :service (netproc-test-peer-port peer)
+                           :filter #'netproc-test-ascii-filter
+                           (and coding (list :coding coding))))
+                 (q (apply #'make-network-process
+                           :name (concat name "e") :host "127.0.0.1"
+                           :service echo
+                           :filter #'netproc-test-ascii-filter
+                           (and coding (list :coding coding)))))
+            (setq last-coding-system-used nil)
+            (dolist (text '("a( ok 1\n" "a( ok 2\n"))
+              (let ((before (funcall calls name)))
+                (netproc-test-peer-send peer text n)
+                (funcall await p name before))
+              (let ((before (funcall calls (concat name "e"))))
+                (process-send-string q text)
+                (funcall await q (concat name "e") before)))
+            (netproc-test-note :after coding (process-coding-system p)
+                               (process-coding-system q))
+            (delete-process p)
+            (delete-process q)
+            (netproc-test-peer-wait-closed peer n)
+            (setq n (1+ n))))
+        ;; Decodings that detect, and a translation table.
+        (dolist (row `((undecided ("\e$B8l\e(B\n" "x\n"))
+                       (undecided ("a\0b\n" "\303\251\n"))
+                       (utf-8-unix ("abc\n")
+                                   ,(make-translation-table '((?a . ?b))))))
+          (let* ((name (format "c3a-%d" n))
+                 (p (make-network-process
+                     :name name :host "127.0.0.1"
+                     :service (netproc-test-peer-port peer)
+                     :coding (car row)
+                     :filter #'netproc-test-ascii-filter))
+                 (standard-translation-table-for-decode (nth 2 row)))
+            (dolist (text (nth 1 row))
+              (let ((before (funcall calls name)))
+                (netproc-test-peer-send peer text n)
+                (funcall await p name before)))
+            (netproc-test-note :after (car row) (process-coding-system p))
+            (delete-process p)
+            (netproc-test-peer-wait-closed peer n)
+            (setq n (1+ n))))
+        (let ((p (make-network-process :name "c3a-cut" :host "127.0.0.1"
+                                       :service (netproc-test-peer-port peer)
+                                       :coding 'utf-8-unix
+                                       :filter #'netproc-test-ascii-filter)))
+          (let ((before (funcall calls "c3a-cut")))
+            (netproc-test-peer-send peer "a\303" n)
+            (funcall await p "c3a-cut" before))
+          (netproc-test-settle 0.1)
+          (let ((before (funcall calls "c3a-cut")))
+            (netproc-test-peer-send peer "z" n)
+            (funcall await p "c3a-cut" before))
+          (delete-process p)))
+    (advice-remove 'netproc--read-direct #'netproc-test--count-text-reads))
+  (netproc-test-note :text-reads (or (not (eq netproc-test--side 'netproc))
+                                     (> netproc-test--text-reads 0))))
 
 (netproc-test-deftest netproc-test-client-split-multibyte ()
   "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
