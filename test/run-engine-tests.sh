@@ -25,8 +25,8 @@ for bin in "$@"; do
   timeout "$timeout_s" "$bin" >"$log" 2>&1
   status=$?
   cat "$log"
-  p=$(grep -c '^PASS ' "$log")
-  f=$(grep -c '^FAIL ' "$log")
+  p=$(grep -ac '^PASS ' "$log")
+  f=$(grep -ac '^FAIL ' "$log")
   passed=$((passed + p))
   failed=$((failed + f))
   if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then

@@ -21,18 +21,18 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 timeout "$TIMEOUT" "$EMACS" -Q --batch --module-assertions -L lisp -L test \
-  -l test/netproc-test-runner.el 2>&1 | tee "$log" | grep --line-buffered -Ev '^[0-9]+ passed, [0-9]+ failed$'
+  -l test/netproc-test-runner.el 2>&1 | tee "$log" | grep -a --line-buffered -Ev '^[0-9]+ passed, [0-9]+ failed$'
 rc=${PIPESTATUS[0]}
 
-summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+summary=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
 if [ -n "$summary" ]; then
   echo "$summary"
   exit "$rc"
 fi
 # Emacs died or timed out before printing its counts: count what ERT
 # reported so far and add one failure for the run that did not finish.
-passed=$(grep -cE '^ +passed +[0-9]+/[0-9]+ ' "$log")
-failed=$(grep -cE '^ +FAILED +[0-9]+/[0-9]+ ' "$log")
+passed=$(grep -acE '^ +passed +[0-9]+/[0-9]+ ' "$log")
+failed=$(grep -acE '^ +FAILED +[0-9]+/[0-9]+ ' "$log")
 echo "Emacs exited with status $rc before the end of the run" >&2
 echo "$passed passed, $((failed + 1)) failed"
 exit 1

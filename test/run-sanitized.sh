@@ -13,7 +13,7 @@ failed=0
 # counting a failure (exit status $3), as one failure.
 tally() {
   local lines p f
-  lines=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1")
+  lines=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' "$1")
   if [ -z "$lines" ]; then
     failed=$((failed + 1)); echo "$2: no result line"; return
   fi

@@ -17,7 +17,7 @@ run_suite() {
   "$@" 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
   local line
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
   if [ -z "$line" ]; then
     echo "$name: no result line (exit status $status)"
     failed=$((failed + 1))
