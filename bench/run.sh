@@ -2,7 +2,7 @@
 # bench/run.sh -- the builtin network processes against netproc, same run.
 #
 #   bench/run.sh                 full run (6 rounds, 256 MiB streams)
-#   BENCH_ROUNDS=3 bench/run.sh  another number of rounds
+#   BENCH_ROUNDS=4 bench/run.sh  another number of rounds (made even)
 #   BENCH_QUICK=1 bench/run.sh   a fast smoke run with small sizes
 #
 # Builds the loopback peer (bench/peer.c), then for each round starts a
@@ -59,6 +59,11 @@ else
   export BENCH_MAXCONN_SECONDS=45
   export BENCH_CHANNEL_COUNT=1000000
   export BENCH_CHANNEL_LAT_COUNT=5000
+fi
+# Each side goes first in as many rounds as the other (see below).
+if [ $((ROUNDS % 2)) -eq 1 ]; then
+  ROUNDS=$((ROUNDS + 1))
+  echo "bench: $ROUNDS rounds, so that each side goes first as often"
 fi
 WATCHDOG=${BENCH_WATCHDOG:-120}
 export BENCH_PEER="$PEER"
