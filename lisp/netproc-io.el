@@ -285,7 +285,10 @@ bytes; at most `netproc--longest-cut' of them are counted."
     n))
 
 (defvar netproc--ascii-text-codings (make-hash-table :test 'eq)
-  "For each decoding met, what `netproc--ascii-text-probe' found.")
+  "For each decoding met, what `netproc--ascii-text-probe' found.
+A coding system changed after netproc first met it (redefined, or
+given a post-read conversion with `coding-system-put') keeps the
+answer found then; `clrhash' on this table makes netproc look again.")
 
 (defun netproc--ascii-text-probe (coding)
   "Return what decoding ASCII with CODING sets `last-coding-system-used' to.
