@@ -756,21 +756,10 @@ function, a charset of their own or a table.")
 (defun netproc-test-echo-peer (count)
   "Start the C echo peer for COUNT connections; return its port.
 The port is registered as <EPORT>."
-  (let* ((port nil)
-         (helper
-          (make-process
-           :name "netproc-test-echo-peer" :noquery t
-           :connection-type 'pipe
-           :command (list netproc-test-echo-peer-program
-                          (number-to-string count))
-           :sentinel #'ignore
-           :filter (lambda (_p s)
-                     (when (and (not port) (string-match "[0-9]+" s))
-                       (setq port (string-to-number (match-string 0 s))))))))
-    (process-put helper 'netproc-test-helper t)
-    (push helper netproc-test--helpers)
-    (netproc-test-wait-until (lambda () port) 10 'echo-peer-ready)
-    (netproc-test-register port '<EPORT>)))
+  (netproc-test-port-helper
+   "netproc-test-echo-peer"
+   (list netproc-test-echo-peer-program (number-to-string count))
+   '<EPORT> 'echo-peer-ready))
 
 (defvar netproc-test--text-reads 0
   "Direct reads that came back as text, in the running scenario.")

@@ -570,28 +570,35 @@ FAMILY is `ipv4' (default) or `ipv6'."
     (delete-process server)
     (netproc-test-register port (if (eq family 'ipv6) '<RPORT6> '<RPORT>))))
 
+(defun netproc-test-port-helper (name command placeholder tag)
+  "Start COMMAND, a peer named NAME that prints the port it listens on.
+Return the port, registered as PLACEHOLDER; wait for it at most ten
+seconds, under TAG.  The peer is stopped with the scenario."
+  (let* ((port nil)
+         (helper
+          (make-process
+           :name name :noquery t :connection-type 'pipe :command command
+           :sentinel #'ignore
+           :filter (lambda (_p s)
+                     (when (and (not port) (string-match "[0-9]+" s))
+                       (setq port (string-to-number (match-string 0 s))))))))
+    (process-put helper 'netproc-test-helper t)
+    (push helper netproc-test--helpers)
+    (netproc-test-wait-until (lambda () port) 10 tag)
+    (netproc-test-register port placeholder)))
+
 (defun netproc-test-perl-peer (script)
   "Start a perl peer listening on 127.0.0.1 running SCRIPT; return its port.
 SCRIPT is Perl code run with $c bound to the one accepted connection.
 The port is registered as <PPORT>."
-  (let* ((port nil)
-         (helper
-          (make-process
-           :name "netproc-test-perl" :noquery t :connection-type 'pipe
-           :command
-           (list "perl" "-MIO::Socket::INET" "-e"
-                 (concat "$|=1; my $l=IO::Socket::INET->new(LocalAddr=>'127.0.0.1',"
-                         "LocalPort=>0,Listen=>1,ReuseAddr=>1) or die;"
-                         "print $l->sockport,\"\\n\"; my $c=$l->accept; close $l; "
-                         script))
-           :sentinel #'ignore
-           :filter (lambda (_p s)
-                     (when (and (not port) (string-match "\\([0-9]+\\)" s))
-                       (setq port (string-to-number (match-string 1 s))))))))
-    (process-put helper 'netproc-test-helper t)
-    (push helper netproc-test--helpers)
-    (netproc-test-wait-until (lambda () port) 10 'perl-peer-port)
-    (netproc-test-register port '<PPORT>)))
+  (netproc-test-port-helper
+   "netproc-test-perl"
+   (list "perl" "-MIO::Socket::INET" "-e"
+         (concat "$|=1; my $l=IO::Socket::INET->new(LocalAddr=>'127.0.0.1',"
+                 "LocalPort=>0,Listen=>1,ReuseAddr=>1) or die;"
+                 "print $l->sockport,\"\\n\"; my $c=$l->accept; close $l; "
+                 script))
+   '<PPORT> 'perl-peer-port))
 
 (defconst netproc-test-perl-answer-after-eof
   (concat "local $/; my $d=<$c>; "
