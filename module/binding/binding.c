@@ -496,15 +496,18 @@ Fsend (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   if (env->is_not_nil (env, multibyte))
     return np_error (env, "netproc--send needs a unibyte string");
 
-  /* A unibyte string's contents come out byte for byte.  */
+  /* A unibyte string's contents come out byte for byte, straight into
+     the chunk that is queued if the socket cannot take them at once.  */
   ptrdiff_t size = 0;
   if (!env->copy_string_contents (env, args[1], NULL, &size))
     return np_sym.nil;
-  g_autofree char *buf = g_malloc (size);
-  if (!env->copy_string_contents (env, args[1], buf, &size))
+  g_autoptr (NpChunk) chunk = np_chunk_new (size);
+  if (!env->copy_string_contents (env, args[1], (char *) np_chunk_bytes (chunk),
+                                  &size))
     return np_sym.nil;
   gsize queued = 0;
-  int refused = np_conn_send_record (conn, buf, size - 1, &queued);
+  int refused = np_conn_send_chunk (conn, g_steal_pointer (&chunk), size - 1,
+                                    &queued);
   if (refused)
     {
       /* A seqpacket record too large, or a datagram the system

@@ -50,12 +50,13 @@ typedef enum
 
 typedef struct NpResolveOp NpResolveOp;
 
-/* One chunk of output, copied from np_conn_send().  */
-typedef struct
+/* One chunk of output, from one np_conn_send*() call (chunk.c).  */
+struct NpChunk
 {
-  gsize len;
+  gsize len;                      /* bytes to send */
+  gsize size;                     /* room for them */
   guint8 data[];
-} NpChunk;
+};
 
 /* One queued datagram of a datagram conn (whose queue holds only these),
    with where it goes: the datagram address when it was sent, or, with

@@ -70,6 +70,7 @@ G_BEGIN_DECLS
 
 typedef struct NpEngine NpEngine;
 typedef struct NpConn NpConn;
+typedef struct NpChunk NpChunk;
 
 typedef enum
 {
@@ -360,6 +361,19 @@ NpConn *np_engine_listen (NpEngine *engine, guint64 id,
 
 NpConn *np_conn_ref (NpConn *conn);
 void np_conn_unref (NpConn *conn);
+
+/* Room for SIZE bytes of output, for np_conn_send_chunk(): a sender
+   that copies its bytes from elsewhere anyway copies them into
+   np_chunk_bytes(), and they are never copied again.  Any thread.  */
+NpChunk *np_chunk_new (gsize size);
+guint8 *np_chunk_bytes (NpChunk *chunk);
+void np_chunk_free (NpChunk *chunk);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpChunk, np_chunk_free)
+
+/* np_conn_send_record() of the first LEN bytes of CHUNK, which it owns
+   from then on, sent or not.  */
+int np_conn_send_chunk (NpConn *conn, NpChunk *chunk, gsize len,
+                        gsize *queued);
 
 /* Queue LEN bytes for writing (copied).  Returns the number of bytes now
    queued and not yet written to the kernel.  After np_conn_close() or a

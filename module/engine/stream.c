@@ -35,6 +35,12 @@
 /* Reads per readiness callback: enough to keep a fast stream going
    without letting one socket starve the others.  */
 #define NP_READS_PER_WAKE 4
+/* Sends of this many bytes or more are written by the engine thread,
+   even when nothing is queued.  On loopback such a write keeps the
+   writer in the kernel longer than handing it over costs (a wake-up of
+   the engine thread); handed over, it runs while Emacs's thread goes on,
+   and a stream of them keeps both threads busy instead of one.  */
+#define NP_DIRECT_MAX (32 * 1024)
 /* Chunks handed to one sendmsg().  */
 #define NP_IOV_MAX 32
 
@@ -335,6 +341,15 @@ np_conn_ref (NpConn *conn)
   return conn;
 }
 
+/* Drops what is queued: chunks, or a datagram conn's NpDatagrams.  */
+static void
+clear_output (NpConn *conn)
+{
+  g_queue_clear_full (&conn->out, conn->datagram
+                                  ? g_free
+                                  : (GDestroyNotify) np_chunk_free);
+}
+
 /* May run inside Emacs's garbage collection, on any thread, even after
    np_engine_free(): it touches nothing but the conn itself.  The engine
    holds its own reference for as long as a socket, source or lookup
@@ -344,7 +359,7 @@ np_conn_unref (NpConn *conn)
 {
   if (!conn || !g_atomic_int_dec_and_test (&conn->ref_count))
     return;
-  g_queue_clear_full (&conn->out, g_free);
+  clear_output (conn);
   g_clear_pointer (&conn->targets, g_array_unref);
   g_free (conn->options);
   /* Only a listener whose start never ran (its command refused by an
@@ -359,56 +374,64 @@ np_conn_unref (NpConn *conn)
   g_free (conn);
 }
 
-/* np_conn_send() and np_conn_send_record(): with REFUSED non-NULL, a
-   record the kernel refuses outright (EMSGSIZE) on a direct send is
-   dropped and its errno stored there instead of being queued.  */
+/* Sends CHUNK's bytes, or queues what the socket does not take; CHUNK
+   is the queue's or freed.  With REFUSED non-NULL, a record the kernel
+   refuses outright (EMSGSIZE) on a direct send is dropped and its errno
+   stored there instead of being queued.  */
 static gsize
-send_stream (NpConn *conn, const void *data, gsize len, int *refused)
+send_stream (NpConn *conn, NpChunk *chunk, int *refused)
 {
+  gsize len = chunk->len;
   if (len == 0)
-    return np_conn_queued (conn);
+    {
+      np_chunk_free (chunk);
+      return np_conn_queued (conn);
+    }
 
   pthread_mutex_lock (&conn->out_lock);
   if (!conn->accepting)
     {
       pthread_mutex_unlock (&conn->out_lock);
+      np_chunk_free (chunk);
       return 0;
     }
   /* Nothing queued and the socket open: write at once from this thread,
      so a reply does not wait for the engine thread to wake.  What the
      kernel does not take, or an error, goes to the engine as usual; it
-     reports errors.  Only an empty queue allows it, so order is kept.  */
-  if (conn->out.length == 0 && conn->direct_fd >= 0)
+     reports errors.  Only an empty queue allows it, so order is kept.
+     A large write goes to the engine all the same (see NP_DIRECT_MAX),
+     except a seqpacket record, which must be refused here if too big.  */
+  gsize sent = 0;
+  if (conn->out.length == 0 && conn->direct_fd >= 0
+      && (len < NP_DIRECT_MAX || conn->seqpacket))
     {
-      ssize_t n = send (conn->direct_fd, data, len,
+      ssize_t n = send (conn->direct_fd, chunk->data, len,
                         MSG_NOSIGNAL | MSG_DONTWAIT);
       /* A seqpacket send is all or nothing: any count is the record.  */
-      if (n == (ssize_t) len || (n > 0 && conn->seqpacket))
-        {
-          pthread_mutex_unlock (&conn->out_lock);
-          return 0;
-        }
-      if (n < 0 && errno == EMSGSIZE && refused)
+      gboolean done = n == (ssize_t) len || (n > 0 && conn->seqpacket);
+      if (!done && n < 0 && errno == EMSGSIZE && refused)
         {
           *refused = EMSGSIZE;
+          done = TRUE;
+        }
+      if (done)
+        {
           pthread_mutex_unlock (&conn->out_lock);
+          np_chunk_free (chunk);
           return 0;
         }
       if (n > 0)
-        {
-          data = (const guint8 *) data + n;
-          len -= (gsize) n;
-        }
+        sent = (gsize) n;
     }
-  NpChunk *chunk = g_malloc (sizeof *chunk + len);
-  chunk->len = len;
-  memcpy (chunk->data, data, len);
   /* While the queue is non-empty the engine is already on it (writing,
      waiting for the socket, or about to open it): only the first chunk
-     needs to tell it.  */
+     needs to tell it.  A first chunk partly written starts at what the
+     kernel took.  */
   gboolean was_empty = conn->out.length == 0;
+  if (was_empty)
+    conn->out_offset = sent;
   g_queue_push_tail (&conn->out, chunk);
-  conn->queued += len;
+  conn->queued += len - sent;
   if (conn->queued >= conn->engine->limits.out_high)
     conn->out_high_hit = TRUE;
   gsize queued = conn->queued;
@@ -419,6 +442,15 @@ send_stream (NpConn *conn, const void *data, gsize len, int *refused)
   return queued;
 }
 
+static NpChunk *
+chunk_copy (const void *data, gsize len)
+{
+  NpChunk *chunk = np_chunk_new (len);
+  memcpy (np_chunk_bytes (chunk), data, len);
+  chunk->len = len;
+  return chunk;
+}
+
 gsize
 np_conn_send (NpConn *conn, const void *data, gsize len)
 {
@@ -427,25 +459,33 @@ np_conn_send (NpConn *conn, const void *data, gsize len)
       (void) np_conn_send_datagram (conn, data, len);
       return np_conn_queued (conn);
     }
-  return send_stream (conn, data, len, NULL);
+  return send_stream (conn, chunk_copy (data, len), NULL);
+}
+
+int
+np_conn_send_chunk (NpConn *conn, NpChunk *chunk, gsize len, gsize *queued)
+{
+  chunk->len = len;
+  if (conn->datagram)
+    {
+      int err = np_conn_send_datagram (conn, chunk->data, len);
+      np_chunk_free (chunk);
+      if (queued)
+        *queued = np_conn_queued (conn);
+      return err;
+    }
+  int refused = 0;
+  gsize q = send_stream (conn, chunk, conn->seqpacket ? &refused : NULL);
+  if (queued)
+    *queued = refused ? np_conn_queued (conn) : q;
+  return refused;
 }
 
 int
 np_conn_send_record (NpConn *conn, const void *data, gsize len,
                      gsize *queued)
 {
-  if (conn->datagram)
-    {
-      int err = np_conn_send_datagram (conn, data, len);
-      if (queued)
-        *queued = np_conn_queued (conn);
-      return err;
-    }
-  int refused = 0;
-  gsize q = send_stream (conn, data, len, conn->seqpacket ? &refused : NULL);
-  if (queued)
-    *queued = refused ? np_conn_queued (conn) : q;
-  return refused;
+  return np_conn_send_chunk (conn, chunk_copy (data, len), len, queued);
 }
 
 gsize
@@ -644,7 +684,7 @@ teardown (NpConn *conn)
   pthread_mutex_lock (&conn->out_lock);
   conn->accepting = FALSE;
   conn->dropped += conn->queued;
-  g_queue_clear_full (&conn->out, g_free);
+  clear_output (conn);
   conn->out_offset = 0;
   conn->queued = 0;
   pthread_mutex_unlock (&conn->out_lock);
@@ -763,7 +803,7 @@ consume_output (NpConn *conn, gsize n)
           break;
         }
       n -= left;
-      g_free (g_queue_pop_head (&conn->out));
+      np_chunk_free (g_queue_pop_head (&conn->out));
       conn->out_offset = 0;
     }
   gboolean writable = conn->out_high_hit && conn->queued <= limits->out_low;
@@ -791,7 +831,7 @@ give_up_writing (NpConn *conn, int err)
   conn->direct_fd = -1;
   conn->dropped += conn->queued;
   conn->dropped_errno = err;
-  g_queue_clear_full (&conn->out, g_free);
+  clear_output (conn);
   conn->out_offset = 0;
   conn->queued = 0;
   pthread_mutex_unlock (&conn->out_lock);
