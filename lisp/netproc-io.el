@@ -77,7 +77,7 @@
   (setq netproc--reading-here nil))
 
 (defun netproc--give-back-soon ()
-  "Have the engine read again what this thread keeps, at Emacs's next wait."
+  "Give the reading this thread took over back to the engine, at the next wait."
   (setq netproc--give-back-timer
         (netproc--next-wait-timer netproc--give-back-timer
                                   #'netproc--give-back)))
@@ -99,7 +99,7 @@ close costs this thread less than waking the engine would."
           (netproc--next-wait-timer netproc--flush-timer #'netproc--flush))))
 
 (defun netproc--owner-reads (conn)
-  "Note that this thread reads CONN's input, until Emacs next waits.
+  "Note that CONN's input is read on this thread, until Emacs next waits.
 A connection that a blocking connect opened starts so: its first reply
 is read here by a wait for it, with no hand-off from the engine thread,
 and the engine reads it once Emacs waits in any other way."
@@ -107,7 +107,7 @@ and the engine reads it once Emacs waits in any other way."
   (netproc--give-back-soon))
 
 (defun netproc--owner-done (conn)
-  "Forget that this thread reads CONN, which is being closed.
+  "Forget that CONN, being closed, is read on this thread.
 A loop that connects and deletes without ever waiting would otherwise
 keep every connection it made until its next wait."
   (when netproc--reading-here
@@ -267,11 +267,14 @@ or after `continue-process'."
 Four-byte UTF-8 sequences are the longest any decoding here meets.")
 
 (defun netproc--cr-tail-p (bytes coding)
-  "Non-nil if BYTES ends with a CR that CODING may pair with a LF to come."
-  (let ((eol (coding-system-eol-type coding))
-        (n (length bytes)))
+  "Non-nil if BYTES ends with a CR that CODING pairs with a LF to come.
+Only a decoding known to be CRLF keeps it.  One whose ends of lines are
+still to be found decodes the CR, as Emacs does: a newline if it finds
+them to be CR, else a CR, even after a CRLF."
+  (let ((n (length bytes)))
     (and (> n 0) (= (aref bytes (1- n)) ?\r)
-         (or (vectorp eol) (eql eol 1)))))
+         (not inhibit-eol-conversion)
+         (eql (coding-system-eol-type coding) 1))))
 
 (defun netproc--cut-chars (text)
   "Return how many characters at the end of TEXT are undecoded raw bytes.
@@ -284,6 +287,88 @@ bytes; at most `netproc--longest-cut' of them are counted."
       (setq n (1+ n)))
     n))
 
+(defun netproc--utf-8-follower-p (byte)
+  "Non-nil if BYTE may continue a UTF-8 sequence."
+  (= (logand byte #xc0) #x80))
+
+(defun netproc--utf-8-char-p (bytes i len)
+  "Non-nil if the LEN bytes of BYTES at I make a character for Emacs.
+Its UTF-8 decoder refuses overlong forms, surrogates, and five-byte
+forms outside its own range of characters."
+  (let* ((c1 (aref bytes i))
+         (c (logand c1 (aref [0 0 #x1f #x0f #x07 #x03] len))))
+    (dotimes (k (1- len))
+      (setq c (logior (ash c 6) (logand (aref bytes (+ i k 1)) #x3f))))
+    (pcase len
+      (2 (>= c #x80))
+      (3 (and (>= c #x800) (not (and (>= c #xd800) (< c #xe000)))))
+      (4 (>= c #x10000))
+      (_ (and (= (logand c1 #xfc) #xf8) (>= c #x200000) (<= c (max-char)))))))
+
+(defun netproc--utf-8-carry (bytes)
+  "Return how many bytes at the end of BYTES Emacs's UTF-8 decoder defers.
+It keeps a sequence the read cut short, for the next read; a sequence
+that goes wrong before the end gives its first byte raw, and decoding
+goes on from the next byte.  The count is found as the decoder would,
+from the last byte where it certainly starts a character: an ASCII
+byte or a leading one, never taken as part of another character."
+  (let* ((n (length bytes))
+         (i (let ((p (1- n)))
+              (while (and (>= p 0) (> p (- n 17))
+                          (netproc--utf-8-follower-p (aref bytes p)))
+                (setq p (1- p)))
+              ;; Followers only, that far back: a character that began
+              ;; before them ended four bytes in at most, so each byte
+              ;; after that starts a try of its own.
+              (cond ((< p 0) 0)
+                    ((netproc--utf-8-follower-p (aref bytes p)) (- n 8))
+                    (t p))))
+         (carry 0))
+    (while (< i n)
+      (let* ((c1 (aref bytes i))
+             (need (cond ((< c1 #x80) 0) ((< c1 #xc0) 4) ((< c1 #xe0) 1)
+                         ((< c1 #xf0) 2) ((< c1 #xf8) 3) (t 4)))
+             (j (1+ i)))
+        (while (and (> need 0) (< j n)
+                    (netproc--utf-8-follower-p (aref bytes j)))
+          (setq j (1+ j) need (1- need)))
+        (cond ((= need 0)
+               ;; A whole sequence: a character, or only its first byte,
+               ;; raw.
+               (setq i (if (or (= j (1+ i))
+                               (netproc--utf-8-char-p bytes i (- j i)))
+                           j
+                         (1+ i))))
+              ;; Cut short by the end of the read.
+              ((= j n) (setq carry (- n i) i n))
+              ;; Broken before the end: its first byte, raw.
+              (t (setq i (1+ i))))))
+    carry))
+
+(defvar netproc--carry-rules (make-hash-table :test 'eq)
+  "For each decoding met, what `netproc--carry-rule' found.")
+
+(defun netproc--single-byte-coding-p (coding)
+  "Non-nil if CODING decodes each byte by itself, as a character or raw."
+  (let ((charsets (coding-system-charset-list coding)))
+    (and (eq (coding-system-type coding) 'charset)
+         (listp charsets)
+         (not (memq nil (mapcar (lambda (charset)
+                                  (= (charset-dimension charset) 1))
+                                charsets))))))
+
+(defun netproc--carry-rule (coding)
+  "Return how to find what CODING's decoder defers to the next read.
+`utf-8': a character cut short, found from the bytes.  `none': nothing,
+as with a decoding of one byte per character.  `scan': the raw bytes
+that decoding left at the end."
+  (or (gethash coding netproc--carry-rules)
+      (puthash coding
+               (cond ((eq (coding-system-type coding) 'utf-8) 'utf-8)
+                     ((netproc--single-byte-coding-p coding) 'none)
+                     (t 'scan))
+               netproc--carry-rules)))
+
 (defvar netproc--ascii-text-codings (make-hash-table :test 'eq)
   "For each decoding met, what `netproc--ascii-text-probe' found.
 A coding system changed after netproc first met it (redefined, or
@@ -291,7 +376,7 @@ given a post-read conversion with `coding-system-put') keeps the
 answer found then; `clrhash' on this table makes netproc look again.")
 
 (defun netproc--ascii-text-probe (coding)
-  "Return what decoding ASCII with CODING sets `last-coding-system-used' to.
+  "Return the `last-coding-system-used' that decoding ASCII with CODING gives.
 Return `no' instead if CODING may decode ASCII bytes to anything but
 the same characters, or learn something from them: a decoding that
 converts ends of lines, or detects, or runs a function or a table."
@@ -307,7 +392,7 @@ converts ends of lines, or detects, or runs a function or a table."
     'no))
 
 (defun netproc--ascii-text-used (coding)
-  "Return what decoding ASCII with CODING sets `last-coding-system-used' to.
+  "Return the `last-coding-system-used' that decoding ASCII with CODING gives.
 Return nil if CODING may decode ASCII to something else."
   (and coding
        (let ((known (gethash coding netproc--ascii-text-codings)))
@@ -317,7 +402,7 @@ Return nil if CODING may decode ASCII to something else."
          (and (not (eq known 'no)) known))))
 
 (defun netproc--ascii-text-coding (st)
-  "Return the coding system ST's reads are decoded with, if ASCII needs none.
+  "Return the coding system for ST's input, if ASCII needs no decoding.
 That is when its decoding gives ASCII bytes as the same characters and
 nothing is carried over from the last read: then what is read may come
 as multibyte text already (see `netproc--read-direct'), which is what
@@ -416,9 +501,13 @@ others the text is decoded in a buffer, as the decoder would.
          (input (if (equal (netproc--st-carry st) "")
                     bytes
                   (concat (netproc--st-carry st) bytes)))
-         (hold-cr (and (not final) (netproc--cr-tail-p input coding)))
-         (ready (if hold-cr (substring input 0 -1) input)))
-    (setf (netproc--st-carry st) (if hold-cr "\r" ""))
+         (rule (if final 'none (netproc--carry-rule coding)))
+         (keep (cond (final 0)
+                     ((netproc--cr-tail-p input coding) 1)
+                     ((eq rule 'utf-8) (netproc--utf-8-carry input))
+                     (t 0)))
+         (ready (if (> keep 0) (substring input 0 (- keep)) input)))
+    (setf (netproc--st-carry st) (if (> keep 0) (substring input (- keep)) ""))
     (cond
      ((equal ready "") ready)
      ;; Bytes pass through these unchanged, and unibyte, as in Emacs.
@@ -427,7 +516,7 @@ others the text is decoded in a buffer, as the decoder would.
       ready)
      (t
       (let* ((text (netproc--decode-string ready coding))
-             (cut (if final 0 (netproc--cut-chars text))))
+             (cut (if (eq rule 'scan) (netproc--cut-chars text) 0)))
         ;; What Emacs learns from the data (the end-of-line format, or
         ;; the coding system itself) becomes the process's decoding.
         (when (or (vectorp (coding-system-eol-type coding))

@@ -863,6 +863,58 @@ after it: the cut bytes are decoded with what follows."
   (netproc-test-note :text-reads (or (not (eq netproc-test--side 'netproc))
                                      (> netproc-test--text-reads 0))))
 
+;; What Emacs's decoder keeps of one read for the next: a character the
+;; read cut short, as its decoding defines it, and a CR that may start
+;; a CRLF.
+(defconst netproc-test-read-tail-rows
+  '((utf-8 "a\r" "\nbz")
+    (utf-8 "x\r\ny\r" "\nz")
+    (undecided "a\r" "\nbz")
+    (utf-8-dos "a\r" "\nbz")
+    (utf-8-unix "a\r" "\nbz")
+    (us-ascii "a\303" "z")
+    (latin-1-unix "a\303" "z")
+    (utf-8-unix "a\377" "z")
+    (utf-8-unix "a\303\303" "\251z")
+    (utf-8-unix "a\300\200" "z")
+    (utf-8-unix "a\342\202" "\254z")
+    (utf-8-unix "a\360\237\230" "\200z")
+    (utf-8-unix "a\251\251\251\251\251" "z")
+    (utf-8-dos "a\303\r" "\nz"))
+  "Each a `:coding' and two writes, each read by itself.
+Only the second write has a z, the last byte it ends with.")
+
+(netproc-test-deftest netproc-test-client-read-tails ()
+  "What of a read's end each decoding keeps for the next read.
+Each row's writes come as reads of their own; the trace has every
+filter call, with `last-coding-system-used', and the decoding that the
+connection ends with."
+  (let ((peer (netproc-test-peer-start))
+        (n 0))
+    (dolist (row netproc-test-read-tail-rows)
+      (let* ((name (format "tail-%d" n))
+             (p (make-network-process
+                 :name name :host "127.0.0.1"
+                 :service (netproc-test-peer-port peer)
+                 :coding (car row)
+                 :filter #'netproc-test-ascii-filter))
+             (ends (lambda ()
+                     (cl-some (lambda (e)
+                                (and (eq (car e) :chunk)
+                                     (equal (netproc-test-object-name (nth 1 e))
+                                            name)
+                                     (string-suffix-p "z" (nth 2 e))))
+                              netproc-test--trace))))
+        (setq last-coding-system-used nil)
+        (netproc-test-peer-send peer (string-to-unibyte (nth 1 row)) n)
+        (netproc-test-settle 0.15)
+        (netproc-test-peer-send peer (string-to-unibyte (nth 2 row)) n)
+        (netproc-test-wait-for (funcall ends))
+        (netproc-test-note :after (car row) (process-coding-system p))
+        (delete-process p)
+        (netproc-test-peer-wait-closed peer n)
+        (setq n (1+ n))))))
+
 (netproc-test-deftest netproc-test-client-split-multibyte ()
   "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
   (let* ((peer (netproc-test-peer-start))
