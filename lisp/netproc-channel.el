@@ -133,7 +133,7 @@ ended with it" (length orphans) (if (cdr orphans) "s" "")))
       (netproc--report-deferred-errors))))
 
 (defun netproc--shutdown ()
-  "Stop the engine: every connection closes, no sentinel runs.
+  "Stop the engine: close every connection, and run no sentinel.
 Run from `kill-emacs-hook', so exiting never waits on the network."
   (let ((pipe netproc--channel))
     (setq netproc--channel nil)
@@ -248,7 +248,7 @@ timer's."
     (netproc--ring)))
 
 (defun netproc--call (kind function proc arg)
-  "Call FUNCTION with PROC and ARG as Emacs calls a filter or sentinel.
+  "Call FUNCTION with PROC and ARG, as Emacs does a filter or sentinel.
 KIND is `filter' or `sentinel'.  The current buffer is kept.  An error is
 caught and kept for `netproc--report-deferred-errors', unless
 `debug-on-error' is non-nil: then it propagates."
@@ -290,7 +290,7 @@ netproc's waits call it directly: advice on the primitive (such as
 dispatch, where `netproc--directly-under-wait-p' must find nothing.")
 
 (defun netproc--wait-until (predicate &optional seconds)
-  "Dispatch events until PREDICATE returns non-nil; return its value.
+  "Dispatch events until PREDICATE gives non-nil; return that value.
 Give up after SECONDS (nil means no limit) and return nil.  Emacs runs
 timers and other processes meanwhile, and \[keyboard-quit] quits.
 

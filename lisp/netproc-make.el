@@ -528,7 +528,7 @@ A quit cancels the connect."
                         (cons message (netproc--st-contact st))))))))))
 
 (defun netproc--check-coding-after-connect (st args)
-  "Check :coding of ARGS once ST is connected, where Emacs checks it."
+  "Check :coding of ARGS once ST is connected, as Emacs does then."
   (when (plist-member args :coding)
     (condition-case err
         (netproc--check-coding (plist-get args :coding))

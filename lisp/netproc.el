@@ -389,7 +389,7 @@ netproc, :remote is its datagram address at the time of the call."
     buffer))
 
 (defun netproc-mark (netproc)
-  "Return the marker where NETPROC's default filter inserts."
+  "Return the marker where NETPROC's default filter puts text."
   (netproc--mark (netproc--st netproc)))
 
 (defun netproc-filter (netproc)
