@@ -915,6 +915,53 @@ connection ends with."
         (netproc-test-peer-wait-closed peer n)
         (setq n (1+ n))))))
 
+;; Text already read, and queued as text, when the decoding changes.
+(defvar netproc-test--text-decoded 0
+  "Reads that reached decoding as text, in the running scenario.")
+
+(defun netproc-test--count-text-decoded (_st bytes &rest _)
+  "Count BYTES, a read about to be decoded, if it came as text."
+  (when (multibyte-string-p bytes)
+    (setq netproc-test--text-decoded (1+ netproc-test--text-decoded))))
+
+(netproc-test-deftest netproc-test-client-coding-changed-with-input-waiting ()
+  "Input read before the decoding changes is decoded with the new one.
+The builtin reads it only after the change; netproc's engine has read
+it already, as text, which the change makes wrong: CRLF becomes LF, and
+EBCDIC turns ASCII bytes into other characters."
+  (setq netproc-test--text-decoded 0)
+  (when (eq netproc-test--side 'netproc)
+    (advice-add 'netproc--decode :before #'netproc-test--count-text-decoded))
+  (unwind-protect
+      (let ((peer (netproc-test-peer-start))
+            (n 0))
+        (dolist (row '((utf-8-dos "a\r\nb\r\nz")
+                       (ebcdic-us-unix "abz")))
+          (let* ((name (format "recode-%d" n))
+                 (p (make-network-process
+                     :name name :host "127.0.0.1"
+                     :service (netproc-test-peer-port peer)
+                     :coding 'utf-8-unix
+                     :filter #'netproc-test-ascii-filter)))
+            (netproc-test-peer-send peer (nth 1 row) n)
+            ;; Lisp busy, as in a long command: no reading from Emacs.
+            (let ((end (+ (float-time) 0.2)))
+              (while (< (float-time) end)))
+            (set-process-coding-system p (car row) 'utf-8-unix)
+            (netproc-test-wait-for
+             (cl-some (lambda (e)
+                        (and (eq (car e) :chunk)
+                             (equal (netproc-test-object-name (nth 1 e)) name)))
+                      netproc-test--trace))
+            (netproc-test-settle 0.1)
+            (netproc-test-note :after (process-coding-system p))
+            (delete-process p)
+            (netproc-test-peer-wait-closed peer n)
+            (setq n (1+ n)))))
+    (advice-remove 'netproc--decode #'netproc-test--count-text-decoded))
+  (netproc-test-note :came-as-text (or (not (eq netproc-test--side 'netproc))
+                                       (> netproc-test--text-decoded 0))))
+
 (netproc-test-deftest netproc-test-client-split-multibyte ()
   "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
   (let* ((peer (netproc-test-peer-start))
