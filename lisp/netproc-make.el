@@ -352,6 +352,35 @@ would allocate that list for every connect."
   "Non-nil if TARGET needs no name lookup: an address or a socket path."
   (or (plist-get target :path) (plist-get target :remote)))
 
+(defconst netproc--eagain 11
+  "The errno of a connect to a Unix socket whose backlog is full (Linux).")
+
+(defun netproc--backlog-pause (st target result pause)
+  "Return how long ST waits before connecting to TARGET again, or nil.
+RESULT is what the module's connect gave; PAUSE the last wait, or nil.
+A blocking connect to a Unix socket whose backlog is full waits, in
+Emacs, until the server accepts: the system refuses it at once, so it
+is tried again, after waits that grow from a millisecond to fifty.  A
+`:nowait' one fails, as in Emacs."
+  (and (not (netproc--st-nowait st))
+       (plist-get target :path)
+       (not (netproc--datagram-p st))
+       (vectorp result)
+       (null (aref result 0))
+       (eql (aref result 1) netproc--event-failed)
+       (eql (car (aref result 2)) netproc--eagain)
+       (if pause (min 0.05 (* 2 pause)) 0.001)))
+
+(defun netproc--pause-connect (st seconds)
+  "Wait SECONDS before ST's next try to connect; forget ST on a quit.
+Emacs runs timers and other processes meanwhile."
+  (let ((done nil))
+    (unwind-protect
+        (progn (netproc--wait-until #'ignore seconds)
+               (setq done t))
+      (unless done
+        (netproc--forget (netproc--st-proc st))))))
+
 (defun netproc--start-connect (st target)
   "Ask the engine to connect ST to TARGET.
 A blocking connect to a numeric address or a socket path is tried at
@@ -380,20 +409,28 @@ up first: what settles at once is kept for the next wait (see
               (cons "make client process failed"
                     (cons "Address family not supported by protocol"
                           (netproc--st-contact st)))))
-    (let ((result (netproc--forgetting-on-error st
-                    (netproc--connect
-                     id
-                     (and (memq (plist-get target :family) '(ipv4 ipv6))
-                          (plist-get target :family))
-                     (plist-get target :host)
-                     (plist-get target :port)
-                     (plist-get target :path)
-                     remote now
-                     ;; Emacs sets no option on a datagram client it makes.
-                     (unless (netproc--datagram-p st) (netproc--st-options st))
-                     ;; Records and datagrams arrive whole (Emacs cuts
-                     ;; them to `read-process-output-max').
-                     (plist-get (netproc--st-contact st) :type)))))
+    (let ((result nil)
+          (pause nil))
+      (while (progn
+               (setq result
+                     (netproc--forgetting-on-error st
+                       (netproc--connect
+                        id
+                        (and (memq (plist-get target :family) '(ipv4 ipv6))
+                             (plist-get target :family))
+                        (plist-get target :host)
+                        (plist-get target :port)
+                        (plist-get target :path)
+                        remote now
+                        ;; Emacs sets no option on a datagram client it
+                        ;; makes.
+                        (unless (netproc--datagram-p st)
+                          (netproc--st-options st))
+                        ;; Records and datagrams arrive whole (Emacs cuts
+                        ;; them to `read-process-output-max').
+                        (plist-get (netproc--st-contact st) :type))))
+               (setq pause (netproc--backlog-pause st target result pause)))
+        (netproc--pause-connect st pause))
       (cond
        ((not (vectorp result))
         (setf (netproc--st-conn st) result))

@@ -409,6 +409,65 @@ loaded machine), which is Emacs's defect, not the subject here."
     (netproc-test-note-try :plain-file
       (make-network-process :name "lf" :family 'local :service file))))
 
+(defconst netproc-test-slow-local-server
+  (concat "$|=1; my $l=IO::Socket::UNIX->new(Type=>SOCK_STREAM(),"
+          "Local=>$ARGV[0],Listen=>1) or die; print \"ready\\n\";"
+          "select(undef,undef,undef,1); my @c; push @c, $_ while $_=$l->accept;")
+  "Perl: listen on the path given, with a backlog of one; accept after 1 s.")
+
+(defun netproc-test-slow-local-server-start (path)
+  "Start `netproc-test-slow-local-server' on PATH; return once it listens.
+It is stopped with the scenario."
+  (let* ((ready nil)
+         (server (make-process
+                  :name "busy-server" :noquery t :connection-type 'pipe
+                  :command (list "perl" "-MIO::Socket::UNIX" "-e"
+                                 netproc-test-slow-local-server path)
+                  :sentinel #'ignore
+                  :filter (lambda (_p s)
+                            (when (string-search "ready" s)
+                              (setq ready t))))))
+    (process-put server 'netproc-test-helper t)
+    (push server netproc-test--helpers)
+    (netproc-test-wait-until (lambda () ready) 10 'busy-server-ready)))
+
+(defvar netproc-test--connect-pauses 0
+  "Waits of netproc's blocking connects for a full backlog.")
+
+(defun netproc-test--count-connect-pause (&rest _)
+  "Count one wait of a blocking connect for a full backlog."
+  (setq netproc-test--connect-pauses (1+ netproc-test--connect-pauses)))
+
+(netproc-test-deftest netproc-test-client-local-backlog-full ()
+  "A Unix socket whose backlog is full: `:nowait' fails, blocking waits.
+The server accepts only after a second.  A `:nowait' connect beyond its
+backlog fails at once; a blocking one returns once it is accepted."
+  (setq netproc-test--connect-pauses 0)
+  (when (eq netproc-test--side 'netproc)
+    (advice-add 'netproc--pause-connect :before
+                #'netproc-test--count-connect-pause))
+  (unwind-protect
+      (let ((path (expand-file-name "busy" (netproc-test-tmpdir)))
+            (fillers nil))
+        (netproc-test-slow-local-server-start path)
+        (while (and (< (length fillers) 8)
+                    (not (memq (and fillers (process-status (car fillers)))
+                               '(file-error failed))))
+          (push (make-network-process :name "filler" :family 'local
+                                      :service path :nowait t)
+                fillers))
+        (netproc-test-note :fillers (mapcar #'process-status (reverse fillers)))
+        (let ((p (make-network-process :name "waiter" :family 'local
+                                       :service path
+                                       :sentinel #'netproc-test-sentinel)))
+          (netproc-test-note-state "made" p)
+          (netproc-test-note :contact (process-contact p t))
+          (delete-process p))
+        (mapc #'delete-process fillers))
+    (advice-remove 'netproc--pause-connect #'netproc-test--count-connect-pause))
+  (netproc-test-note :waited (or (not (eq netproc-test--side 'netproc))
+                                 (> netproc-test--connect-pauses 0))))
+
 (netproc-test-deftest netproc-test-client-unresolvable ()
   "An unresolvable name: blocking error; `:nowait' fails without sentinel.
 Both sides ask the system's name service: skipped unless that stays on

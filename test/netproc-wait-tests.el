@@ -56,6 +56,44 @@ Connects to it are never accepted: the kernel drops further SYNs."
       (mapc #'delete-netproc fillers)
       (delete-process server))))
 
+(ert-deftest netproc-wait-quit-cancels-local-backlog-wait ()
+  "A quit ends a blocking connect waiting on a full Unix backlog.
+Emacs's connect would block there until the server accepts, which a
+stopped server in the same Emacs never does; here the wait ends with
+`quit', and leaves no netproc and no descriptor behind."
+  (netproc-test-with-cleanup
+    (let* ((path (expand-file-name "stuck" (netproc-test-tmpdir)))
+           (server (make-network-process :name "stuck" :server 1
+                                         :family 'local :service path
+                                         :stop t :noquery t))
+           (fillers nil))
+      (while (and (< (length fillers) 8)
+                  (not (memq (and fillers (netproc-status (car fillers)))
+                             '(file-error failed))))
+        (push (netproc-make-network-process :name "filler" :family 'local
+                                            :service path :nowait t
+                                            :noquery t)
+              fillers))
+      (should (eq (netproc-status (car fillers)) 'file-error))
+      (let* ((before (length (netproc-list)))
+             (fds (netproc-test-fds))
+             (timer (netproc-wait-tests--quit-after 0.3))
+             (start (float-time))
+             (outcome
+              (condition-case err
+                  (let ((inhibit-quit nil))
+                    (netproc-make-network-process :name "hung" :family 'local
+                                                  :service path))
+                (quit (list 'quit (cdr err))))))
+        (cancel-timer timer)
+        (should (equal outcome '(quit nil)))
+        (should (< (- (float-time) start) 3))
+        (should (= (length (netproc-list)) before))
+        (should-not (get-netproc "hung"))
+        (should (equal (netproc-test-fds) fds)))
+      (mapc #'delete-netproc fillers)
+      (delete-process server))))
+
 (ert-deftest netproc-wait-quit-ends-high-water-wait ()
   "A quit ends a send waiting at the high-water mark; the queue stays."
   (netproc-test-with-cleanup
