@@ -75,14 +75,14 @@ Return nil when it stands for a builtin process or for nothing.  As for
                      ((bufferp designator)
                       (and (buffer-live-p designator)
                            (get-buffer-process designator))))))
-    (and (netproc-p found) found)))
+    (and (netprocp found) found)))
 
 (defsubst netproc-compat--target (designator)
   "Return the netproc DESIGNATOR means, or nil for anything else.
 DESIGNATOR is what a process primitive takes: a process, a netproc, a
 buffer, a name or nil.  A builtin process is answered at once."
   (cond ((eq (type-of designator) 'process) nil)
-        ((netproc-p designator) designator)
+        ((netprocp designator) designator)
         (t (netproc-compat--designated designator))))
 
 ;;; Replacing the primitives
@@ -140,7 +140,7 @@ The arguments, %s, are those of the original."
             `(if (netproc-compat--target ,target)
                  (,twin ,@args)
                (funcall original ,@args))
-          `(if (netproc-p ,target)
+          `(if (netprocp ,target)
                (,twin ,@args)
              (funcall original ,@args))))))
 
@@ -203,14 +203,14 @@ The arguments, %s, are those of the original."
 
 (netproc-compat--define processp (object)
   "Return t if OBJECT is a netproc, else what the original `processp' says."
-  (or (netproc-p object) (funcall original object)))
+  (or (netprocp object) (funcall original object)))
 
 (netproc-compat--define process-live-p (process)
   "Return non-nil if PROCESS, a process or a netproc, is alive.
 The original is Lisp over `processp' and `process-status'; for anything
 but a netproc this does what it does with their originals, rather than
 through their replacements."
-  (if (netproc-p process)
+  (if (netprocp process)
       (netproc-live-p process)
     (and (funcall netproc-compat--original-processp process)
          (memq (funcall netproc-compat--original-process-status process)
@@ -220,7 +220,7 @@ through their replacements."
   "Return the main thread for a netproc PROCESS, else call the original.
 A netproc's events are dispatched where Emacs reads its processes: in
 the main thread."
-  (if (netproc-p process) main-thread (funcall original process)))
+  (if (netprocp process) main-thread (funcall original process)))
 
 (defmacro netproc-compat--refuse-signal (primitive)
   "Make PRIMITIVE refuse a netproc, as it refuses a network process."
@@ -239,7 +239,7 @@ Call the original `%s' with CURRENT-GROUP for anything else." primitive)
 (netproc-compat--define gnutls-peer-status (proc)
   "Return nil for a netproc PROC, which has no TLS; else call the original.
 url.el asks every connection it reads headers from."
-  (if (netproc-p proc) nil (funcall original proc)))
+  (if (netprocp proc) nil (funcall original proc)))
 
 (defun netproc-compat--buffer-netproc (buffer)
   "Return the netproc of BUFFER (a buffer or its name), or nil."
@@ -253,7 +253,7 @@ url.el asks every connection it reads headers from."
 
 (netproc-compat--define get-process (name)
   "Return the original's process called NAME, or else the netproc called NAME."
-  (cond ((netproc-p name) name)
+  (cond ((netprocp name) name)
         ((funcall original name))
         ((stringp name) (gethash name netproc--listed))))
 
@@ -271,7 +271,7 @@ other process when JUST-THIS-ONE is non-nil (but other netprocs).  With
 PROCESS nil, netprocs' events are dispatched after the wait, as that
 function does, when there are netprocs.  SECONDS, MILLISEC and
 JUST-THIS-ONE are as for the original."
-  (cond ((netproc-p process)
+  (cond ((netprocp process)
          ;; Other netprocs share the channel and are read with it; other
          ;; processes are left alone, and timers too for an integer.
          (let ((netproc--wait-just-this-one just-this-one))

@@ -19,10 +19,19 @@
 (cl-defstruct (netproc (:constructor netproc--new (name id))
                        (:conc-name netproc--rec-)
                        (:copier nil)
-                       (:predicate netproc-p))
+                       (:predicate netprocp))
   "A network connection whose input and output run in netproc's engine."
   (name nil :read-only t)
   (id nil :read-only t))
+
+(put 'netprocp 'function-documentation
+     "Return t if OBJECT is a netproc, as `processp' does for a process.
+A deleted netproc is still a netproc.
+
+\(fn OBJECT)")
+
+(defalias 'netproc-p #'netprocp
+  "Another name of `netprocp', the twin of `processp'.")
 
 (cl-defstruct (netproc--st (:constructor netproc--st-new (proc))
                            (:copier nil))
@@ -65,8 +74,8 @@ Emacs hash tables keep insertion order, so this is also creation order.")
 
 (defun netproc--st (proc)
   "Return the state of PROC, which must be a netproc."
-  (or (and (netproc-p proc) (gethash proc netproc--states))
-      (signal 'wrong-type-argument (list 'netproc-p proc))))
+  (or (and (netprocp proc) (gethash proc netproc--states))
+      (signal 'wrong-type-argument (list 'netprocp proc))))
 
 (defvar netproc--name-hints (make-hash-table :test 'equal)
   "For a name, the smallest N for which NAME<N> may be free.
@@ -159,16 +168,16 @@ functions, as Emacs deletes a buffer's processes after `kill-buffer-hook'."
   "Return the netproc that DESIGNATOR (netproc, buffer or name) means.
 Return nil when a buffer or name designates none; signal
 `wrong-type-argument' for any other type."
-  (cond ((netproc-p designator) designator)
+  (cond ((netprocp designator) designator)
         ((stringp designator) (gethash designator netproc--listed))
         ((bufferp designator) (netproc--buffer-netproc designator))
-        (t (signal 'wrong-type-argument (list 'netproc-p designator)))))
+        (t (signal 'wrong-type-argument (list 'netprocp designator)))))
 
 (defun netproc--get-netproc (designator)
   "Return the netproc DESIGNATOR means, or signal as Emacs does for processes.
 DESIGNATOR is a netproc, a buffer, a name, or nil for the current
 buffer's netproc."
-  (cond ((netproc-p designator) designator)
+  (cond ((netprocp designator) designator)
         ((null designator)
          (or (netproc--buffer-netproc (current-buffer))
              (error "Buffer %s has no process" (buffer-name))))
@@ -182,7 +191,7 @@ buffer's netproc."
            (error "Attempt to get process for a dead buffer"))
          (or (netproc--buffer-netproc designator)
              (error "Buffer %s has no process" (buffer-name designator))))
-        (t (signal 'wrong-type-argument (list 'netproc-p designator)))))
+        (t (signal 'wrong-type-argument (list 'netprocp designator)))))
 
 (provide 'netproc-object)
 

@@ -307,7 +307,7 @@ netproc has gives nil."
 
 (defun netproc-live-p (netproc)
   "Return non-nil if NETPROC is alive, as `process-live-p' does."
-  (and (netproc-p netproc)
+  (and (netprocp netproc)
        (memq (netproc-status netproc) '(run open listen connect stop))))
 
 (defun netproc-exit-status (netproc)
@@ -515,7 +515,7 @@ decoding to `raw-text' with the same end-of-line conversion."
 
 (defun netproc--stop-target (netproc)
   "Return the netproc NETPROC is, or signal as `stop-process' does."
-  (if (netproc-p netproc)
+  (if (netprocp netproc)
       netproc
     (let ((proc (netproc--get-netproc netproc)))
       (error "Process %s is not a subprocess" (netproc--rec-name proc)))))
@@ -631,7 +631,7 @@ same kind, until Emacs waits in any other way (see
 
 (defun get-netproc (name)
   "Return the netproc named NAME, or nil."
-  (cond ((netproc-p name) name)
+  (cond ((netprocp name) name)
         ((stringp name) (gethash name netproc--listed))
         (t (signal 'wrong-type-argument (list 'stringp name)))))
 

@@ -1649,7 +1649,7 @@ child Emacs."
                               :service (netproc-test-peer-port peer) :foo)
                            (error (list 'error e)))))
                  (princ (format "result %S\n" r))
-                 (when (netproc-p r) (delete-netproc r))
+                 (when (netprocp r) (delete-netproc r))
                  (princ "survived\n"))))))
     (unless (and (equal (car r) 0) (string-match-p "survived" (cdr r)))
       (message "child Emacs exited with %S:\n%s" (car r) (cdr r)))

@@ -248,7 +248,7 @@ See `netproc-compat-test--response'."
   (netproc-compat-test-with-nginx nginx
     (pcase-let ((`(,status ,_ ,body ,conn)
                  (netproc-compat-test--fetch nginx "small.txt")))
-      (should (netproc-p conn))
+      (should (netprocp conn))
       (should (eql status 200))
       (should (equal body "hello from nginx\n")))
     (should (equal (mapcar #'caddr (netproc-compat-test-nginx-log nginx))
@@ -262,12 +262,12 @@ See `netproc-compat-test--response'."
                     (netproc-compat-test-nginx-url nginx "small.txt")
                     (lambda (status) (setq done (list status)))
                     nil t t)))
-      (should (netproc-p (get-buffer-process buffer)))
+      (should (netprocp (get-buffer-process buffer)))
       (netproc-test-wait-for done 30)
       (should (equal done '(nil)))
       (pcase-let ((`(,status ,_ ,body ,conn)
                    (netproc-compat-test--response buffer)))
-        (should (netproc-p conn))
+        (should (netprocp conn))
         (should (eql status 200))
         (should (equal body "hello from nginx\n")))
       (kill-buffer buffer))))
@@ -277,7 +277,7 @@ See `netproc-compat-test--response'."
   (netproc-compat-test-with-nginx nginx
     (pcase-let ((`(,status ,_ ,body ,conn)
                  (netproc-compat-test--fetch nginx "big.bin")))
-      (should (netproc-p conn))
+      (should (netprocp conn))
       (should (eql status 200))
       (should (= (length body) (* 10 1024 1024)))
       (should (equal (secure-hash 'sha256 body)
@@ -289,7 +289,7 @@ See `netproc-compat-test--response'."
   (netproc-compat-test-with-nginx nginx
     (pcase-let ((`(,status ,headers ,body ,conn)
                  (netproc-compat-test--fetch nginx "chunked/page.html")))
-      (should (netproc-p conn))
+      (should (netprocp conn))
       (should (eql status 200))
       (should (string-match-p "^Transfer-Encoding: chunked" headers))
       (should (equal (secure-hash 'sha256 body)
@@ -306,7 +306,7 @@ See `netproc-compat-test--response'."
     (let* ((first (netproc-compat-test--fetch nginx "small.txt"))
            (second (netproc-compat-test--fetch nginx "chunked/page.html"))
            (log (netproc-compat-test-nginx-log nginx)))
-      (should (netproc-p (nth 3 first)))
+      (should (netprocp (nth 3 first)))
       (should (eq (nth 3 first) (nth 3 second)))
       (should (eql (nth 0 second) 200))
       (should (= (length log) 2))
@@ -358,7 +358,7 @@ buffer's text at the end, without the date nginx gives."
     (netproc-test-wait-for (not (eq (process-status stream) 'connect)))
     (process-send-string stream "GET /small.txt HTTP/1.0\r\nHost: x\r\n\r\n")
     (netproc-test-wait-for (eq (process-status stream) 'closed) 10)
-    (prog1 (list (netproc-p stream) opened
+    (prog1 (list (netprocp stream) opened
                  (with-current-buffer buffer
                    (replace-regexp-in-string "^Date: .*" "Date: -"
                                              (buffer-string))))
@@ -474,7 +474,7 @@ Return its process; what it prints collects in its buffer."
                        (lambda (_ws frame)
                          (push (netproc-compat-ws-peer-received frame)
                                echoes)))))
-              (should (netproc-p (websocket-conn ws)))
+              (should (netprocp (websocket-conn ws)))
               (netproc-test-wait-for (websocket-openp ws) 10)
               (dolist (frame frames)
                 (netproc-compat-ws-peer-send ws frame))
@@ -506,7 +506,7 @@ Return its process; what it prints collects in its buffer."
              (peer nil))
         (unwind-protect
             (progn
-              (should (netproc-p server))
+              (should (netprocp server))
               (setq peer (netproc-compat-test-ws-peer
                           "netproc-compat-ws-peer-client"
                           (format "ws://127.0.0.1:%d"
@@ -518,7 +518,7 @@ Return its process; what it prints collects in its buffer."
                                      (length (netproc-compat-ws-peer-frames)))))
               (should (eql (process-exit-status peer) 0))
               (should (= (length conns) 1))
-              (should (netproc-p (car conns)))
+              (should (netprocp (car conns)))
               (should (equal (reverse received)
                              (netproc-compat-test--expected
                               (netproc-compat-ws-peer-frames)))))

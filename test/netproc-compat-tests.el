@@ -210,7 +210,7 @@ The two traces must be equal."
            (p (make-network-process :name "off" :host "127.0.0.1"
                                     :service (netproc-test-peer-port peer))))
       (should (eq (type-of p) 'process))
-      (should-not (netproc-p p))
+      (should-not (netprocp p))
       (delete-process p))))
 
 (ert-deftest netproc-compat-netprocs-outlive-the-mode ()
@@ -223,7 +223,7 @@ The two traces must be equal."
                  :name "outlive" :host "127.0.0.1"
                  :service (netproc-test-peer-port peer)
                  :filter (lambda (_p s) (setq got (concat got s)))))))
-      (should (netproc-p p))
+      (should (netprocp p))
       (should-not (processp p))
       (netproc-send-string p "ping")
       (netproc-test-peer-wait-received peer (lambda (d) (equal d "ping")))
@@ -260,7 +260,7 @@ The two traces must be equal."
                   :name "jto" :host "127.0.0.1"
                   :service (netproc-test-peer-port peer)
                   :filter (lambda (_p s) (setq got (concat got s))))))
-          (should (netproc-p p))
+          (should (netprocp p))
           (netproc-test-peer-send peer "a")
           (should (netproc-test-wait-for (accept-process-output p 1 nil t)))
           (netproc-test-peer-send peer "b")
@@ -374,7 +374,7 @@ The peer speaks no TLS: each handshake is abandoned."
           (should (eq (type-of p) 'process)))
         (let ((plain (open-network-stream "plain" nil "127.0.0.1" port
                                           :type 'plain)))
-          (should (netproc-p plain))
+          (should (netprocp plain))
           (should (= (length netproc-compat-test--routed) 1))
           (delete-process plain))
         (dolist (p made)
@@ -441,7 +441,7 @@ status and its sentinel's messages."
                   t "lp-b" peer :buffer (get-buffer-create "lp-b")))
               (n (netproc-compat-test--connect
                   nil "lp-n" peer :buffer (get-buffer-create "lp-n"))))
-          (should (netproc-p n))
+          (should (netprocp n))
           (list-processes)
           (should (netproc-compat-test--process-row "lp-n"))
           (should (equal (netproc-compat-test--process-row "lp-n")
@@ -506,7 +506,7 @@ called.  Return the questions and whether Emacs would have exited."
                                   :name "b" :host "127.0.0.1" :service port
                                   :nowait t))))
                (accept-process-output nil 0.1)
-               (princ (format "%S\n" (mapcar #'netproc-p conns)))
+               (princ (format "%S\n" (mapcar #'netprocp conns)))
                (kill-emacs 7))))))
     (should (equal result '(7 . "(t t)\n")))))
 

@@ -11,7 +11,7 @@
 ;; process function renamed to its netproc twin by the naming rule
 ;; (the word "process" replaced by "netproc"; `make-network-process'
 ;; becomes `netproc-make-network-process' and `processp' becomes
-;; `netproc-p').  Each run records a trace with `netproc-test-note';
+;; `netprocp').  Each run records a trace with `netproc-test-note';
 ;; the two traces, once normalized, must be `equal'.
 ;;
 ;; Normalization replaces process objects by (:proc NAME), buffers by
@@ -104,7 +104,6 @@ that the builtin's own lookups take are not to be trusted.")
   "Return the netproc twin of the builtin function SYMBOL."
   (pcase symbol
     ('make-network-process 'netproc-make-network-process)
-    ('processp 'netproc-p)
     (_ (intern (replace-regexp-in-string
                 "process" "netproc" (symbol-name symbol) t t)))))
 
@@ -168,11 +167,11 @@ wherever they occur in FORM, including in quoted function names."
 (defun netproc-test-object-p (object)
   "Return non-nil if OBJECT is a process or a netproc."
   (or (processp object)
-      (and (fboundp 'netproc-p) (ignore-errors (funcall 'netproc-p object)))))
+      (and (fboundp 'netprocp) (ignore-errors (funcall 'netprocp object)))))
 
 (defun netproc-test-object-name (object)
   "Return the name of OBJECT, a process or a netproc."
-  (if (and (fboundp 'netproc-p) (ignore-errors (funcall 'netproc-p object)))
+  (if (and (fboundp 'netprocp) (ignore-errors (funcall 'netprocp object)))
       (funcall 'netproc-name object)
     (process-name object)))
 
@@ -315,9 +314,9 @@ DEPTH bounds the recursion."
    ((integerp object)
     (let ((pair (assoc object netproc-test--subst)))
       (if pair (cdr pair) object)))
-   ;; The naming rule makes `netproc-p' the twin of `processp', in the
+   ;; The naming rule makes `netprocp' the twin of `processp', in the
    ;; data of wrong-type-argument errors too.
-   ((eq object 'netproc-p) 'processp)
+   ((eq object 'netprocp) 'processp)
    ((byte-code-function-p object) :compiled-function)
    ((and (consp object) (eq (car object) 'closure)) :closure)
    ((consp object)
