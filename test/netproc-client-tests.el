@@ -1021,6 +1021,48 @@ EBCDIC turns ASCII bytes into other characters."
   (netproc-test-note :came-as-text (or (not (eq netproc-test--side 'netproc))
                                        (> netproc-test--text-decoded 0))))
 
+(defun netproc-test-peer-check (peer expected &optional n)
+  "Make PEER's Nth connection compare what it receives with EXPECTED.
+Return [BYTES SAME]: the bytes it received, kept up to date, and
+whether they were the start of EXPECTED.  Nothing is kept."
+  (let ((conn (netproc-test-peer-conn peer n))
+        (state (vector 0 t)))
+    (set-process-filter
+     conn (lambda (_conn string)
+            (let* ((from (aref state 0))
+                   (to (+ from (length string))))
+              (unless (and (<= to (length expected))
+                           (eq t (compare-strings string nil nil
+                                                  expected from to)))
+                (aset state 1 nil))
+              (aset state 0 to))))
+    state))
+
+(netproc-test-deftest netproc-test-client-send-then-delete ()
+  "Twelve megabytes sent, then a delete at once: the peer gets them all.
+Emacs's send returns once the kernel has every byte, and closing leaves
+them to the kernel.  Netproc's returns with most of them queued, more
+than the kernel takes, which the delete must not drop.  The peer reads a megabyte at a time, so that
+the builtin's send, which waits 20 ms whenever the socket is full, is
+not too slow."
+  (let* ((read-process-output-max (* 1024 1024))
+         ;; All of it queued at once on netproc's side, where the
+         ;; builtin's send writes it all before it returns.
+         (netproc-send-high-water-mark (* 64 1024 1024))
+         (peer (netproc-test-peer-start))
+         (p (make-network-process :name "sd" :host "127.0.0.1"
+                                  :service (netproc-test-peer-port peer)
+                                  :coding 'binary))
+         (data (apply #'concat
+                      (make-list (/ (* 12 1024 1024) 251)
+                                 (apply #'unibyte-string
+                                        (number-sequence 0 250)))))
+         (seen (netproc-test-peer-check peer data)))
+    (process-send-string p data)
+    (delete-process p)
+    (netproc-test-peer-wait-closed peer 0 30)
+    (netproc-test-note :got (aref seen 0) (aref seen 1))))
+
 (netproc-test-deftest netproc-test-client-split-multibyte ()
   "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
   (let* ((peer (netproc-test-peer-start))

@@ -161,7 +161,11 @@ struct NpConn
                                      for (see APPLIED) */
   gboolean want_read;             /* data, or a listener's connections */
   gboolean want_write;            /* room after EAGAIN, or connect done */
-  GSource *retry_source;          /* a listener resting after an error */
+  /* A listener resting after an error, a datagram conn's next try, or
+     a closed stream's patience with its last output (see linger()).  */
+  GSource *retry_source;
+  gboolean lingering;             /* closed, writing out what is queued */
+  gsize linger_queued;            /* what was left at the last check */
   NpResolveOp *resolve;           /* the pending lookup, if any */
   GArray *targets;                /* of NpTarget, addresses to try */
   guint next_target;

@@ -57,6 +57,7 @@ np_limits_init_default (NpLimits *limits)
   limits->out_low = 256 * 1024;
   limits->drain_bytes = 4 * 1024 * 1024;
   limits->drain_events = 4096;
+  limits->linger_ms = 30000;
 }
 
 /* Also releases a waiter: run or not (the engine stopping), the command

@@ -200,7 +200,7 @@ typedef struct
   gboolean owner_reads;
 } NpConnectSpec;
 
-/* Limits that shape flow control; all in bytes.  */
+/* Limits that shape flow control; all in bytes but the last.  */
 typedef struct
 {
   gsize read_size;        /* largest single read (default 64 KiB) */
@@ -212,6 +212,8 @@ typedef struct
   gsize out_low;
   gsize drain_bytes;      /* cap of one drain */
   guint drain_events;
+  guint linger_ms;        /* a closed stream's output: how long it may go
+                             unwritten before it is dropped */
 } NpLimits;
 
 void np_limits_init_default (NpLimits *limits);

@@ -54,6 +54,8 @@ struct NpResolveOp
 };
 
 static void try_next_target (NpConn *conn);
+static gboolean on_linger_check (gpointer data);
+static void linger_ready (NpConn *conn, guint32 events);
 
 /* Public, any thread.  */
 
@@ -1109,6 +1111,11 @@ np__conn_ready (NpConn *conn, guint32 events)
     }
   if (conn->state != NP_CONN_OPEN)
     return;
+  if (conn->lingering)
+    {
+      linger_ready (conn, events);
+      return;
+    }
 
   gboolean trouble = (events & (EPOLLERR | EPOLLHUP)) != 0;
   /* Reading first: what the peer sent before a reset is delivered.  */
@@ -1343,12 +1350,111 @@ np__stream_set_paused (NpConn *conn, gboolean paused)
   np__stream_update_reading (conn);
 }
 
-/* np_conn_close(): one non-blocking attempt at what is queued, then go.  */
+/* A closed stream with output still queued keeps its socket until the
+   queue is written, as the kernel goes on sending what close(2) leaves
+   in a socket's buffer: Emacs's send has written everything by the time
+   it returns, so a delete right after it loses nothing, and neither may
+   netproc's.  The engine gives up when the peer is gone, or when a
+   whole limits.linger_ms passes without a byte written.  What comes in
+   meanwhile is read and dropped, so that a peer that writes while it
+   reads is not held up.  Returns whether CONN lingers.  */
+static gboolean
+linger (NpConn *conn)
+{
+  if (conn->datagram || conn->write_errno || conn->owner_closed)
+    return FALSE;
+  pthread_mutex_lock (&conn->out_lock);
+  gsize queued = conn->queued;
+  pthread_mutex_unlock (&conn->out_lock);
+  if (queued == 0)
+    return FALSE;
+
+  conn->lingering = TRUE;
+  conn->linger_queued = queued;
+  conn->want_read = TRUE;
+  conn->want_write = TRUE;
+  if (np__stream_rewatch (conn) != 0)
+    return FALSE;
+  np__source_clear (&conn->retry_source);
+  conn->retry_source = g_timeout_source_new (conn->engine->limits.linger_ms);
+  g_source_set_callback (conn->retry_source, on_linger_check, conn, NULL);
+  g_source_attach (conn->retry_source, conn->engine->context);
+  return TRUE;
+}
+
+/* A lingering stream's timer: go unless something was written since
+   the last check.  */
+static gboolean
+on_linger_check (gpointer data)
+{
+  NpConn *conn = data;
+  pthread_mutex_lock (&conn->out_lock);
+  gsize queued = conn->queued;
+  pthread_mutex_unlock (&conn->out_lock);
+  if (queued < conn->linger_queued)
+    {
+      conn->linger_queued = queued;
+      return G_SOURCE_CONTINUE;
+    }
+  /* The source is being dispatched: let GLib drop it, not teardown.  */
+  g_clear_pointer (&conn->retry_source, g_source_unref);
+  teardown (conn);
+  return G_SOURCE_REMOVE;
+}
+
+/* A lingering stream's socket is ready.  */
+static void
+linger_ready (NpConn *conn, guint32 events)
+{
+  gboolean trouble = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  if (conn->want_read && (trouble || (events & EPOLLIN)))
+    {
+      guint8 drop[16384];
+      for (int i = 0; i < NP_READS_PER_WAKE; i++)
+        {
+          ssize_t n = recv (conn->fd, drop, sizeof drop, MSG_DONTWAIT);
+          if (n > 0)
+            continue;
+          if (n == 0)
+            {
+              /* The peer has said all it will; it may still read.  */
+              conn->want_read = FALSE;
+              if (np__stream_rewatch (conn) != 0)
+                {
+                  teardown (conn);
+                  return;
+                }
+            }
+          else if (errno != EAGAIN && errno != EINTR)
+            {
+              teardown (conn);
+              return;
+            }
+          break;
+        }
+    }
+  if (trouble || (events & EPOLLOUT))
+    {
+      if (!write_out (conn, FALSE))
+        return;
+      pthread_mutex_lock (&conn->out_lock);
+      gsize queued = conn->queued;
+      pthread_mutex_unlock (&conn->out_lock);
+      if (queued == 0 || conn->write_errno)
+        teardown (conn);
+    }
+}
+
+/* np_conn_close(): what is queued is written first (see linger()).  */
 void
 np__stream_close (NpConn *conn)
 {
   if (conn->state == NP_CONN_OPEN)
-    write_out (conn, TRUE);
+    {
+      write_out (conn, TRUE);
+      if (linger (conn))
+        return;
+    }
   teardown (conn);
 }
 

@@ -122,6 +122,93 @@ test_close_with_queued_data (void)
   close (lfd);
 }
 
+static guint8
+close_pattern (gsize i)
+{
+  return (guint8) ((i * 2654435761u) >> 13);
+}
+
+/* Far more queued than the socket takes, then closed while the peer
+   reads nothing: the engine goes on writing after the close, and the
+   peer gets every byte, in order, then the end.  No event comes.  */
+static void
+test_close_writes_out_a_long_queue (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  enum { TOTAL = 32 * 1024 * 1024, CHUNK = 1024 * 1024 };
+  guint8 *out = g_malloc (TOTAL);
+  for (gsize i = 0; i < TOTAL; i++)
+    out[i] = close_pattern (i);
+  gsize queued = 0;
+  for (gsize off = 0; off < TOTAL; off += CHUNK)
+    queued = np_conn_send (p.conn, out + off, CHUNK);
+  T_GE (queued, CHUNK);
+  th_drain_now (&p.h);
+  guint boundary = p.h.events->len;
+  np_conn_close (p.conn);
+
+  guint8 *in = g_malloc (TOTAL + 1);
+  T_EQ (TOTAL, t_read_full (p.peer, in, TOTAL + 1, 30000));
+  T_ASSERT (memcmp (in, out, TOTAL) == 0);
+  th_pump (&p.h, 100);
+  th_assert_quiet_after (&p.h, 1, boundary);
+  g_free (in);
+  g_free (out);
+  t_pair_close (&p);
+}
+
+/* A closed stream whose peer never reads: once linger_ms pass with
+   nothing written, the engine drops the rest and closes the socket,
+   and the peer gets only what the kernel held.  */
+static void
+test_close_gives_up_on_a_stuck_peer (void)
+{
+  NpLimits limits;
+  np_limits_init_default (&limits);
+  limits.linger_ms = 200;
+  TPair p;
+  t_pair_open (&p, &limits);
+  guint8 chunk[65536] = { 0 };
+  gsize total = 0;
+  while (np_conn_queued (p.conn) < 4u * 1024 * 1024)
+    {
+      np_conn_send (p.conn, chunk, sizeof chunk);
+      total += sizeof chunk;
+      T_LE (total, 256u * 1024 * 1024);
+    }
+  int before = t_count_fds ();
+  np_conn_close (p.conn);
+  /* Still open a while after the close, then closed by the engine.  */
+  usleep (50 * 1000);
+  T_EQ (before, t_count_fds ());
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  while (t_count_fds () == before && t_now_ms () < deadline)
+    usleep (10 * 1000);
+  T_EQ (before - 1, t_count_fds ());
+
+  /* Reading now, the peer finds less than was sent, then the end.  */
+  t_set_nonblock (p.peer);
+  guint8 *sink = g_malloc (total);
+  gsize got = 0;
+  gboolean ended = FALSE;
+  deadline = t_now_ms () + WAIT_MS;
+  while (!ended && t_now_ms () < deadline)
+    {
+      ssize_t n = recv (p.peer, sink, total, 0);
+      if (n > 0)
+        got += (gsize) n;
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        ended = TRUE;
+      else
+        usleep (1000);
+    }
+  T_ASSERT (ended);
+  T_LE (got, total - 1);
+  g_free (sink);
+  t_pair_close (&p);
+}
+
 typedef struct
 {
   int fd;
@@ -403,6 +490,8 @@ main (int argc, char **argv)
     { "close/during-resolution", test_close_during_resolution },
     { "close/during-connect", test_close_during_connect },
     { "close/with-queued-data", test_close_with_queued_data },
+    { "close/writes-out-a-long-queue", test_close_writes_out_a_long_queue },
+    { "close/gives-up-on-a-stuck-peer", test_close_gives_up_on_a_stuck_peer },
     { "close/while-data-flows", test_close_while_data_flows },
     { "close/idempotent", test_close_idempotent },
     { "close/refs-outlive-engine", test_refs_outlive_engine },
