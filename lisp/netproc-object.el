@@ -54,6 +54,7 @@ A deleted netproc is still a netproc.
   failure                 ; (CODE MESSAGE RESOLVE-P) of a failed connect
   family host portstring
   eof-sent
+  send-quit               ; the last send was quit while it waited
   held                    ; events kept back while stopped, newest first
   server                  ; non-nil for a listening netproc
   log                     ; a server's :log function

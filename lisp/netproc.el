@@ -35,6 +35,7 @@
 (require 'netproc-server)
 
 (declare-function netproc--send "netproc-module" (conn string))
+(declare-function netproc--set-linger "netproc-module" (conn flag))
 (declare-function netproc--queued "netproc-module" (conn))
 (declare-function netproc--dropped "netproc-module" (conn))
 (declare-function netproc--read-direct "netproc-module"
@@ -185,12 +186,18 @@ end-of-line conversion of the encoding, as Emacs does it."
              (queued (netproc--send conn bytes)))
         (when (consp queued)
           (netproc--send-refused proc st queued))
+        ;; Emacs's send, quit while it waits for the socket, leaves the
+        ;; rest unwritten, and its delete drops that; after a send that
+        ;; returned, the kernel has everything (see `delete-netproc').
+        (setf (netproc--st-send-quit st) nil)
         (when (> queued netproc-send-high-water-mark)
+          (setf (netproc--st-send-quit st) t)
           (netproc--wait-until
            (lambda ()
              (or (not (eq (netproc--st-status st) 'open))
                  (<= (netproc--queued conn)
                      netproc-send-high-water-mark))))
+          (setf (netproc--st-send-quit st) nil)
           ;; Still waiting, this send can still say what Emacs's would:
           ;; that its data is gone.  Output is only ever dropped once, by
           ;; the end of the connection or a failed write, and this send's
@@ -270,6 +277,11 @@ buffer's netproc."
     (netproc--forget-events proc)
     (when (netproc--st-conn st)
       (netproc--owner-done (netproc--st-conn st))
+      ;; What is queued is written out before the socket closes, as the
+      ;; kernel writes what Emacs's send left it, unless a quit ended the
+      ;; send that queued it.
+      (when (netproc--st-send-quit st)
+        (netproc--set-linger (netproc--st-conn st) nil))
       (netproc--close-conn (netproc--st-conn st)))
     (setf (netproc--st-status st) 'closed
           (netproc--st-exit-status st) 0

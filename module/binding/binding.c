@@ -622,6 +622,16 @@ Fset_ascii_text (emacs_env *env, ptrdiff_t nargs, emacs_value *args,
   return np_sym.nil;
 }
 
+static emacs_value
+Fset_linger (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  NpConn *conn = np_conn_arg (env, args[0]);
+  if (conn)
+    np_conn_set_linger (conn, env->is_not_nil (env, args[1]));
+  return np_sym.nil;
+}
+
 /* (netproc--set-option CONN OPTION VALUE): set a network option on the
    socket, on the engine thread.  Return 0, the errno of the failure, or
    -1 when the connection has no socket.  OPTION must be one of the eight
@@ -926,6 +936,9 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Stop reading CONN when FLAG is non-nil, else resume.");
   np_defun (env, "netproc--set-ascii-text", 2, Fset_ascii_text,
          "With FLAG, all-ASCII data CONN reads comes as multibyte text.");
+  np_defun (env, "netproc--set-linger", 2, Fset_linger,
+         "With FLAG nil, closing CONN drops what it has queued at once;\n"
+         "else the engine writes it out first, as after close(2).");
   np_defun (env, "netproc--close", 1, Fclose,
          "Close CONN; no event for it follows.");
   np_defun (env, "netproc--close-deferred", 1, Fclose_deferred,

@@ -165,6 +165,7 @@ struct NpConn
      a closed stream's patience with its last output (see linger()).  */
   GSource *retry_source;
   gboolean lingering;             /* closed, writing out what is queued */
+  gint no_linger;                 /* atomic: a close drops what is queued */
   gsize linger_queued;            /* what was left at the last check */
   NpResolveOp *resolve;           /* the pending lookup, if any */
   GArray *targets;                /* of NpTarget, addresses to try */

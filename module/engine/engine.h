@@ -377,6 +377,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpChunk, np_chunk_free)
 int np_conn_send_chunk (NpConn *conn, NpChunk *chunk, gsize len,
                         gsize *queued);
 
+/* Whether np_conn_close() keeps the socket until what is queued is
+   written (LINGER, the default) or drops it at once.  Any thread.  */
+void np_conn_set_linger (NpConn *conn, gboolean linger);
+
 /* Queue LEN bytes for writing (copied).  Returns the number of bytes now
    queued and not yet written to the kernel.  After np_conn_close() or a
    CLOSED event the bytes are dropped and 0 is returned.  */

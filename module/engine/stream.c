@@ -524,6 +524,12 @@ np_conn_set_paused (NpConn *conn, gboolean paused)
 }
 
 void
+np_conn_set_linger (NpConn *conn, gboolean linger)
+{
+  g_atomic_int_set (&conn->no_linger, linger ? 0 : 1);
+}
+
+void
 np_conn_set_ascii_text (NpConn *conn, gboolean on)
 {
   g_atomic_int_set (&conn->ascii_text, on ? 1 : 0);
@@ -1357,11 +1363,13 @@ np__stream_set_paused (NpConn *conn, gboolean paused)
    netproc's.  The engine gives up when the peer is gone, or when a
    whole limits.linger_ms passes without a byte written.  What comes in
    meanwhile is read and dropped, so that a peer that writes while it
-   reads is not held up.  Returns whether CONN lingers.  */
+   reads is not held up.  Not after np_conn_set_linger (CONN, FALSE).
+   Returns whether CONN lingers.  */
 static gboolean
 linger (NpConn *conn)
 {
-  if (conn->datagram || conn->write_errno || conn->owner_closed)
+  if (conn->datagram || conn->write_errno || conn->owner_closed
+      || g_atomic_int_get (&conn->no_linger))
     return FALSE;
   pthread_mutex_lock (&conn->out_lock);
   gsize queued = conn->queued;

@@ -209,6 +209,31 @@ test_close_gives_up_on_a_stuck_peer (void)
   t_pair_close (&p);
 }
 
+/* With linger off, a close drops what is queued and closes at once.  */
+static void
+test_close_without_linger (void)
+{
+  TPair p;
+  t_pair_open (&p, NULL);
+  guint8 chunk[65536] = { 0 };
+  gsize total = 0;
+  while (np_conn_queued (p.conn) < 1024 * 1024)
+    {
+      np_conn_send (p.conn, chunk, sizeof chunk);
+      total += sizeof chunk;
+      T_LE (total, 256u * 1024 * 1024);
+    }
+  int before = t_count_fds ();
+  np_conn_set_linger (p.conn, FALSE);
+  np_conn_close (p.conn);
+  gint64 deadline = t_now_ms () + WAIT_MS;
+  while (t_count_fds () == before && t_now_ms () < deadline)
+    usleep (1000);
+  T_EQ (before - 1, t_count_fds ());
+  T_LE (t_now_ms () - (deadline - WAIT_MS), 1000);
+  t_pair_close (&p);
+}
+
 typedef struct
 {
   int fd;
@@ -492,6 +517,7 @@ main (int argc, char **argv)
     { "close/with-queued-data", test_close_with_queued_data },
     { "close/writes-out-a-long-queue", test_close_writes_out_a_long_queue },
     { "close/gives-up-on-a-stuck-peer", test_close_gives_up_on_a_stuck_peer },
+    { "close/without-linger", test_close_without_linger },
     { "close/while-data-flows", test_close_while_data_flows },
     { "close/idempotent", test_close_idempotent },
     { "close/refs-outlive-engine", test_refs_outlive_engine },

@@ -189,9 +189,13 @@ test_writable_after_out_high (void)
   TPair p;
   t_pair_open (&p, &limits);
 
-  /* The peer reads nothing.  Loopback buffers grow as they fill, so the
-     queue may cross out_high and drain into the kernel (a legitimate
-     WRITABLE) a few times before it stays above.  */
+  /* The peer reads nothing, into a small buffer of fixed size.  The
+     sender's buffer still grows as it fills, so the queue may cross
+     out_high and drain into the kernel (a legitimate WRITABLE) a few
+     times before it stays above: until it has, for a whole pump with no
+     WRITABLE, send more.  */
+  int small = 64 * 1024;
+  T_EQ (0, setsockopt (p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
   guint8 chunk[65536] = { 0 };
   gsize total = 0;
   for (;;)
@@ -202,8 +206,10 @@ test_writable_after_out_high (void)
           total += sizeof chunk;
           T_LE (total, 256u * 1024 * 1024);
         }
+      guint seen = th_count (&p.h, 1, NP_EVENT_WRITABLE);
       th_pump (&p.h, 200);
-      if (np_conn_queued (p.conn) >= limits.out_high)
+      if (np_conn_queued (p.conn) >= limits.out_high
+          && th_count (&p.h, 1, NP_EVENT_WRITABLE) == seen)
         break;
     }
   guint before = th_count (&p.h, 1, NP_EVENT_WRITABLE);

@@ -55,6 +55,7 @@ static const struct
   { "netproc--shutdown-write", 1, CONN },
   { "netproc--set-paused", 2, CONN },
   { "netproc--set-ascii-text", 2, CONN },
+  { "netproc--set-linger", 2, CONN },
   { "netproc--close", 1, CONN },
   { "netproc--close-deferred", 1, CONN },
   { "netproc--flush", 0, NIL },
