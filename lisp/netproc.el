@@ -263,8 +263,10 @@ datagram netproc this does nothing, and sending goes on."
   "Delete NETPROC: close its connection and run its sentinel.
 Like `delete-process': the sentinel gets \"deleted\\n\" before this
 returns, unless NETPROC had already closed and left `netproc-list'.
-NETPROC may be a netproc, its buffer or its name; nil means the current
-buffer's netproc."
+Output still queued is written before the socket closes, as Emacs's
+sends would have written it, unless a quit ended the send that queued
+it.  NETPROC may be a netproc, its buffer or its name; nil means the
+current buffer's netproc."
   (let* ((proc (netproc--get-netproc netproc))
          (st (netproc--st proc))
          (listed (and (eq (gethash (netproc--rec-name proc) netproc--listed)
