@@ -346,7 +346,9 @@ byte or a leading one, never taken as part of another character."
     carry))
 
 (defvar netproc--carry-rules (make-hash-table :test 'eq)
-  "For each decoding met, what `netproc--carry-rule' found.")
+  "For each decoding met, what `netproc--carry-rule' found.
+As with `netproc--ascii-text-codings', a coding system redefined after
+netproc met it keeps the answer found then, until `clrhash'.")
 
 (defun netproc--single-byte-coding-p (coding)
   "Non-nil if CODING decodes each byte by itself, as a character or raw."
