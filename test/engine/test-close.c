@@ -169,14 +169,8 @@ test_close_gives_up_on_a_stuck_peer (void)
   limits.linger_ms = 200;
   TPair p;
   t_pair_open (&p, &limits);
-  guint8 chunk[65536] = { 0 };
   gsize total = 0;
-  while (np_conn_queued (p.conn) < 4u * 1024 * 1024)
-    {
-      np_conn_send (p.conn, chunk, sizeof chunk);
-      total += sizeof chunk;
-      T_LE (total, 256u * 1024 * 1024);
-    }
+  t_send_until_queued (p.conn, 4u * 1024 * 1024, &total);
   int before = t_count_fds ();
   np_conn_close (p.conn);
   /* Still open a while after the close, then closed by the engine.  */
@@ -215,14 +209,8 @@ test_close_without_linger (void)
 {
   TPair p;
   t_pair_open (&p, NULL);
-  guint8 chunk[65536] = { 0 };
   gsize total = 0;
-  while (np_conn_queued (p.conn) < 1024 * 1024)
-    {
-      np_conn_send (p.conn, chunk, sizeof chunk);
-      total += sizeof chunk;
-      T_LE (total, 256u * 1024 * 1024);
-    }
+  t_send_until_queued (p.conn, 1024 * 1024, &total);
   int before = t_count_fds ();
   np_conn_set_linger (p.conn, FALSE);
   np_conn_close (p.conn);

@@ -224,16 +224,10 @@ test_reset_keeps_data_sent_before (void)
   TPair p;
   t_pair_open (&p, &limits);
 
-  static guint8 chunk[65536];
   gsize total = 0;
   for (;;)
     {
-      while (np_conn_queued (p.conn) < 2u * 1024 * 1024)
-        {
-          np_conn_send (p.conn, chunk, sizeof chunk);
-          total += sizeof chunk;
-          T_LE (total, 256u * 1024 * 1024);
-        }
+      t_send_until_queued (p.conn, 2u * 1024 * 1024, &total);
       th_pump (&p.h, 200);
       if (np_conn_queued (p.conn) >= 2u * 1024 * 1024)
         break;

@@ -196,16 +196,10 @@ test_writable_after_out_high (void)
      WRITABLE, send more.  */
   int small = 64 * 1024;
   T_EQ (0, setsockopt (p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
-  guint8 chunk[65536] = { 0 };
   gsize total = 0;
   for (;;)
     {
-      while (np_conn_queued (p.conn) < limits.out_high)
-        {
-          np_conn_send (p.conn, chunk, sizeof chunk);
-          total += sizeof chunk;
-          T_LE (total, 256u * 1024 * 1024);
-        }
+      t_send_until_queued (p.conn, limits.out_high, &total);
       guint seen = th_count (&p.h, 1, NP_EVENT_WRITABLE);
       th_pump (&p.h, 200);
       if (np_conn_queued (p.conn) >= limits.out_high

@@ -850,3 +850,15 @@ __wrap_poll (struct pollfd *fds, nfds_t nfds, int timeout)
     }
   return __real_poll (fds, nfds, timeout);
 }
+
+void
+t_send_until_queued (NpConn *conn, gsize queued, gsize *total)
+{
+  static const guint8 zeros[65536];
+  while (np_conn_queued (conn) < queued)
+    {
+      np_conn_send (conn, zeros, sizeof zeros);
+      *total += sizeof zeros;
+      T_LE (*total, 256u * 1024 * 1024);
+    }
+}

@@ -150,6 +150,10 @@ void t_write_all (int fd, const void *data, gsize len);
 gsize t_read_full (int fd, void *buf, gsize len, int timeout_ms);
 void t_set_nonblock (int fd);
 int t_count_fds (void);
+/* Sends 64 KiB chunks of zeros on CONN until at least QUEUED bytes wait
+   in its queue, adding what it sent to *TOTAL; fails the test past
+   256 MiB.  */
+void t_send_until_queued (NpConn *conn, gsize queued, gsize *total);
 char *t_tmpdir (void);
 void t_rmdir (char *dir);
 gint64 t_now_ms (void);
