@@ -56,9 +56,11 @@ FUZZ_REPLAY_BINS = $(patsubst %,build/fuzz-replay/%,$(FUZZ_NAMES))
 .PHONY: all deps fuzz-deps check check-engine check-fuzz-replay check-lisp \
         sanitize fuzz demo bench bench-compat clean
 
-LISP_ELC = $(patsubst %.el,%.elc,$(wildcard lisp/*.el))
+LISP_SRC = $(wildcard lisp/*.el)
+LISP_ELC = $(patsubst %.el,%.elc,$(LISP_SRC))
+LISP_NATIVE = build/native-lisp.stamp
 
-all: $(MODULE) $(LISP_ELC)
+all: $(MODULE) $(LISP_ELC) $(LISP_NATIVE)
 
 $(MODULE): $(ENGINE_SRC) $(BINDING_SRC) $(ENGINE_HDR) $(BINDING_HDR)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(ENGINE_SRC) $(BINDING_SRC) $(GLIB_LIBS) -lpthread
@@ -68,6 +70,26 @@ lisp/%.elc: lisp/%.el $(wildcard lisp/*.el) $(MODULE)
 	$(EMACS) -Q --batch -L lisp \
 	  --eval '(setq byte-compile-error-on-warn t load-prefer-newer t)' \
 	  -f batch-byte-compile $<
+
+# Native code for the Lisp, where this Emacs can make it: the first
+# time an interactive Emacs loads the package it compiles it so itself,
+# into its cache (the first writable directory of
+# `native-comp-eln-load-path'); this does it ahead, into the same cache,
+# so that the tests, the demo and the benchmarks run what users run.
+# Loading finds the code by the source's name and contents, and falls
+# back on the .elc files when a source has changed since.
+NATIVE_OR_QUIT = (unless (and (fboundp (quote native-comp-available-p)) \
+                               (native-comp-available-p)) \
+                    (message "No native compilation in this Emacs: byte code only") \
+                    (kill-emacs 0))
+# Byte code does the same work, slower: a failure here is reported, not
+# fatal, and the next make tries again.
+$(LISP_NATIVE): $(LISP_ELC)
+	@mkdir -p $(dir $@)
+	@echo "Compiling lisp/ to native code"
+	@if $(EMACS) -Q --batch -L lisp --eval '$(NATIVE_OR_QUIT)' \
+	     -f batch-native-compile $(LISP_SRC); then touch $@; \
+	 else echo "Native compilation failed: netproc's Lisp runs as byte code" >&2; fi
 
 # Installs what is missing of the packages $(1), nothing else; CI has no
 # terminal.

@@ -28,6 +28,10 @@
 
 (defvar bench-side (intern (or (getenv "BENCH_SIDE") "builtin")))
 (defvar bench-netproc-p (eq bench-side 'netproc))
+;; BENCH_BYTE_CODE=1: netproc's Lisp as byte code even where `make' has
+;; compiled it to native code (which Emacs then finds in its cache).
+(when (and (getenv "BENCH_BYTE_CODE") (boundp 'native-comp-eln-load-path))
+  (setq native-comp-eln-load-path (last native-comp-eln-load-path)))
 (when bench-netproc-p (require 'netproc))
 
 (defvar bench-peer (getenv "BENCH_PEER") "The peer program.")

@@ -4,6 +4,8 @@
 #   bench/run.sh                 full run (6 rounds, 256 MiB streams)
 #   BENCH_ROUNDS=4 bench/run.sh  another number of rounds (made even)
 #   BENCH_QUICK=1 bench/run.sh   a fast smoke run with small sizes
+#   BENCH_BYTE_CODE=1 bench/run.sh  netproc's Lisp as byte code, though
+#                                `make' compiled it to native code
 #
 # Builds the loopback peer (bench/peer.c), then for each round starts a
 # peer and runs every workload in a fresh `emacs -Q --batch -L lisp'
@@ -167,7 +169,12 @@ fi
 ELAPSED=$(( $(date +%s) - START ))
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | sed 's/^[^:]*: *//')
-BENCH_MACHINE="nproc $(nproc), $CPU, $(uname -sr), $("$EMACS" --version | head -1)" \
+# What netproc's Lisp ran as: see BENCH_BYTE_CODE.
+LISP_CODE=$(BENCH_SIDE=netproc "$EMACS" -Q --batch -L lisp -l bench/bench.el \
+  --eval "(princ (if (and (fboundp 'subr-native-elisp-p)
+                          (subr-native-elisp-p (symbol-function 'netproc--make)))
+                     \"native code\" \"byte code\"))" 2>/dev/null)
+BENCH_MACHINE="nproc $(nproc), $CPU, $(uname -sr), $("$EMACS" --version | head -1), netproc's Lisp as ${LISP_CODE:-?}" \
 BENCH_ROUNDS_DONE=$ROUNDS BENCH_ELAPSED=$ELAPSED BENCH_RAW=$RAW \
 BENCH_MD=$RESULTS/latest.md BENCH_SVG=$RESULTS/latest.svg BENCH_COMPAT_MD=$COMPAT_MD \
   "$EMACS" -Q --batch -l bench/report.el -f bench-report-main

@@ -236,6 +236,37 @@ exports the sanitizer's own symbols besides."
                               (locate-library "netproc-test-lib"))))))
              (cdr result)))))
 
+(defconst netproc-test-one-function-per-file
+  '((netproc . netproc-make-network-process)
+    (netproc-make . netproc--make)
+    (netproc-io . netproc--decode)
+    (netproc-channel . netproc--wait-until)
+    (netproc-object . netproc--register)
+    (netproc-server . netproc--start-server)
+    (netproc-compat . netproc-compat-mode))
+  "Each file of lisp/, as its feature, with a function defined in it.")
+
+(ert-deftest netproc-test-hygiene-native-code ()
+  "Where Emacs compiles to native code, every file of lisp/ loads as such.
+`make' compiles them so (see the Makefile): this fails when that step
+failed, or when Emacs no longer finds what it made."
+  (skip-unless (and (fboundp 'native-comp-available-p)
+                    (native-comp-available-p)))
+  (require 'netproc-compat)
+  (should (equal (sort (mapcar #'file-name-base
+                               (directory-files
+                                (file-name-directory (locate-library "netproc"))
+                                nil "\\.el\\'"))
+                       #'string<)
+                 (sort (mapcar (lambda (entry) (symbol-name (car entry)))
+                               netproc-test-one-function-per-file)
+                       #'string<)))
+  (should (equal (cl-remove-if
+                  (lambda (entry)
+                    (subr-native-elisp-p (symbol-function (cdr entry))))
+                  netproc-test-one-function-per-file)
+                 nil)))
+
 (ert-deftest netproc-test-hygiene-old-emacs-refused ()
   "An Emacs older than 28 is told so before anything is loaded."
   (let ((result (netproc-test-child-emacs
