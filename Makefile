@@ -180,8 +180,18 @@ bench: deps
 bench-compat: all
 	@$(EMACS) -Q --batch -L lisp -l bench/compat-overhead.el
 
+# The native code of the sources as they are now, from Emacs's cache.
+NATIVE_FORGET = (when (and (fboundp (quote native-comp-available-p)) \
+                           (native-comp-available-p)) \
+                  (require (quote comp)) \
+                  (dolist (file command-line-args-left) \
+                    (let ((eln (comp-el-to-eln-filename (expand-file-name file)))) \
+                      (when (file-exists-p eln) (delete-file eln)))) \
+                  (setq command-line-args-left nil))
+
 clean:
 	rm -rf build $(MODULE) lisp/*.elc
+	-$(EMACS) -Q --batch --eval '$(NATIVE_FORGET)' $(LISP_SRC)
 
 # The module with AddressSanitizer and UBSan, for the ERT suite.  Stack
 # redzones are left out: Emacs's garbage collector scans the C stack
