@@ -27,6 +27,11 @@
 (declare-function netproc--drain "netproc-module" ())
 (declare-function netproc--ring "netproc-module" ())
 (declare-function netproc--flush "netproc-module" ())
+(declare-function netproc--sync "netproc-module" ())
+(declare-function netproc--lingering "netproc-module" ())
+(declare-function netproc--queued "netproc-module" (conn))
+(declare-function netproc--close "netproc-module" (conn))
+(declare-function netproc--set-linger "netproc-module" (conn flag))
 (declare-function netproc--handle-event "netproc-io" (id type payload))
 (declare-function netproc--orphan "netproc-io" (proc))
 (declare-function netproc--owner-reads "netproc-io" (conn))
@@ -75,6 +80,8 @@ Each is (KIND . ERROR), KIND being `filter' or `sentinel'.")
   "What the innermost netproc wait waits for, a function of no arguments.
 Bound only while netproc waits for something itself; filters and
 sentinels run with it nil.")
+
+(defvar netproc-exit-write-timeout)
 
 (defvar netproc--channel nil
   "The pipe process the engine rings when events are queued.")
@@ -134,13 +141,57 @@ ended with it" (length orphans) (if (cdr orphans) "s" "")))
 
 (defun netproc--shutdown ()
   "Stop the engine: close every connection, and run no sentinel.
-Run from `kill-emacs-hook', so exiting never waits on the network."
+Run from `kill-emacs-hook', after what netprocs still had to send is
+written out (see `netproc--write-out-before-exit')."
   (let ((pipe netproc--channel))
     (setq netproc--channel nil)
+    (when (process-live-p pipe)
+      ;; Exiting: the engine's events are no longer dispatched.
+      (set-process-filter pipe #'ignore))
+    (netproc--write-out-before-exit)
     (when (fboundp 'netproc--stop)
       (netproc--stop))
     (when (process-live-p pipe)
       (delete-process pipe))))
+
+(defun netproc--write-out-before-exit ()
+  "Wait while the engine writes out what netprocs still have queued.
+Emacs's send returns once the kernel has every byte, and the kernel
+goes on sending after Emacs exits; netproc's returns with the bytes
+queued in the engine, which stopping drops.  So each open netproc with
+output queued is closed, which writes it out before the socket goes,
+and Emacs waits for those and for the netprocs deleted so (see
+`delete-netproc'), each for as long as its peer takes some of it within
+30 seconds, and all for `netproc-exit-write-timeout' seconds at most.
+\\[keyboard-quit] ends the wait, dropping what is left."
+  (when (and (fboundp 'netproc--lingering) (netproc--lingering))
+    (maphash (lambda (_id proc)
+               (let* ((st (gethash proc netproc--states))
+                      (conn (and st (netproc--st-conn st))))
+                 (when (and conn (eq (netproc--st-status st) 'open)
+                            (> (netproc--queued conn) 0))
+                   ;; As `delete-netproc': a quit send's rest is dropped.
+                   (when (netproc--st-send-quit st)
+                     (netproc--set-linger conn nil))
+                   (netproc--close conn))))
+             netproc--live)
+    ;; The engine has started each of those closes.
+    (netproc--sync)
+    (let* ((start (float-time))
+           (deadline (and netproc-exit-write-timeout
+                          (+ start netproc-exit-write-timeout)))
+           (told nil))
+      (condition-case nil
+          (let (left)
+            (while (and (> (setq left (netproc--lingering)) 0)
+                        (or (not deadline) (< (float-time) deadline)))
+              (when (and (not told) (> (- (float-time) start) 1))
+                (setq told t)
+                (message "netproc: writing out what %d connection%s still \
+had to send before exiting%s" left (if (= left 1) "" "s")
+                         (if noninteractive "" "; C-g drops it")))
+              (sleep-for 0.02)))
+        (quit nil)))))
 
 ;;; Dispatch
 

@@ -63,6 +63,16 @@ so that two netprocs sending to each other never deadlock.  \\[keyboard-quit]
 ends the wait; what was queued is still sent."
   :type 'integer)
 
+(defcustom netproc-exit-write-timeout nil
+  "Seconds Emacs's exit waits at most for netprocs' queued output.
+Emacs's send gives the kernel every byte before it returns, and the
+kernel sends them after Emacs exits; netproc's send queues them in the
+engine, so the exit waits for the engine to write them out.  nil means
+as long as each peer takes some of its output within 30 seconds.
+\\[keyboard-quit] ends the wait early; what is left is dropped."
+  :type '(choice (const :tag "While peers take output" nil)
+                 (number :tag "Seconds")))
+
 ;;; Making netprocs
 
 (defun netproc-make-network-process (&rest args)

@@ -1063,6 +1063,45 @@ not too slow."
     (netproc-test-peer-wait-closed peer 0 30)
     (netproc-test-note :got (aref seen 0) (aref seen 1))))
 
+(defun netproc-test-counting-perl-peer (delay file)
+  "Start a perl peer that waits DELAY seconds, then counts what it reads.
+It reads its one connection to the end and writes the count to FILE.
+Return its port."
+  (netproc-test-perl-peer
+   (format "sleep %s; my ($n, $b) = (0); while (my $r = sysread $c, $b, 1<<20) \
+{ $n += $r } open my $f, '>', '%s' or die; print $f $n; close $f;"
+           delay file)))
+
+(defun netproc-test-file-number (file seconds)
+  "Wait up to SECONDS for FILE, then return the number it holds, or nil."
+  (netproc-test-wait-until (lambda () (file-exists-p file)) seconds
+                           (list 'file file))
+  (and (file-exists-p file)
+       (with-temp-buffer
+         (insert-file-contents file)
+         (string-to-number (buffer-string)))))
+
+(netproc-test-deftest netproc-test-client-send-then-exit ()
+  "Twelve megabytes sent to a peer that reads after a second, then an exit.
+Emacs's send returns once the kernel has every byte, which it goes on
+sending after Emacs is gone.  Netproc's returns with more of them
+queued than the kernel takes, which the exit must write out before it
+stops the engine."
+  (let* ((file (expand-file-name "count" (netproc-test-tmpdir)))
+         (port (netproc-test-counting-perl-peer 1 file))
+         (child (netproc-test-child-emacs
+                 `(progn
+                    (require 'netproc)
+                    (let ((netproc-send-high-water-mark (* 64 1024 1024))
+                          (p (make-network-process
+                              :name "x" :host "127.0.0.1" :service ,port
+                              :coding 'binary)))
+                      (dotimes (_ 192)
+                        (process-send-string p (make-string 65536 ?x)))
+                      (kill-emacs 0))))))
+    (netproc-test-note :child-exit (car child))
+    (netproc-test-note :peer-got (netproc-test-file-number file 20))))
+
 (netproc-test-deftest netproc-test-client-split-multibyte ()
   "A UTF-8 character split across writes: \"a\" then \"éz\"; a lone byte at close."
   (let* ((peer (netproc-test-peer-start))

@@ -94,6 +94,30 @@ stopped server in the same Emacs never does; here the wait ends with
       (mapc #'delete-netproc fillers)
       (delete-process server))))
 
+(ert-deftest netproc-wait-quit-drops-output-at-exit ()
+  "A quit ends the exit's wait for output a peer does not read.
+Emacs would have blocked in the send for as long; netproc's exit waits
+up to 30 seconds without progress, and says so after one.  A quit there
+drops the output and Emacs exits."
+  (netproc-test-with-cleanup
+    (let* ((port (netproc-test-perl-peer "sleep 60;"))
+           (start (float-time))
+           (child (netproc-test-child-emacs
+                   `(progn
+                      (require 'netproc)
+                      (let ((netproc-send-high-water-mark (* 64 1024 1024))
+                            (p (netproc-make-network-process
+                                :name "x" :host "127.0.0.1" :service ,port
+                                :coding 'binary)))
+                        (dotimes (_ 256)
+                          (netproc-send-string p (make-string 65536 ?x)))
+                        (run-at-time 2 nil (lambda () (signal 'quit nil)))
+                        (kill-emacs 7))))))
+      (should (equal (car child) 7))
+      (should (< (- (float-time) start) 15))
+      (should (string-match-p "netproc: writing out what 1 connection still \
+had to send before exiting" (cdr child))))))
+
 (ert-deftest netproc-wait-quit-ends-high-water-wait ()
   "A quit ends a send waiting at the high-water mark; the queue stays."
   (netproc-test-with-cleanup

@@ -746,6 +746,16 @@ Fsync (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   return np_sym.t;
 }
 
+/* (netproc--lingering): see np_engine_lingering().  */
+static emacs_value
+Flingering (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) args; (void) data;
+  if (!engine)
+    return np_sym.nil;
+  return env->make_integer (env, np_engine_lingering (engine));
+}
+
 /* (netproc--test-resolver MODE CODE MESSAGE): a test hook, see
    test-resolver.c.  MODE nil or `system', `stall' or `fail'; CODE, for
    `fail', nil or `not-found', `temporary-failure' or `internal';
@@ -954,6 +964,9 @@ emacs_module_init (struct emacs_runtime *runtime)
          "Return [IN-BYTES EVENTS HELD-BACK] of the event queue, or nil.\n"
          "IN-BYTES is the data waiting to be drained, EVENTS the events,\n"
          "HELD-BACK the sockets not read because of the total bound.");
+  np_defun (env, "netproc--lingering", 0, Flingering,
+         "Return how many closed connections are still writing out their\n"
+         "queue, or nil when no engine runs.");
   np_defun (env, "netproc--sync", 0, Fsync,
          "Return t once the engine thread has run every earlier command.\n"
          "Return nil when no engine runs.");

@@ -227,6 +227,8 @@ struct NpEngine
   guint64 next_accepted_id;       /* from NP_ACCEPTED_ID_BASE up */
 
   gint spin_us;                   /* atomic: see spin.c */
+  gint lingering;                 /* atomic: closed streams still writing
+                                     out their queue (see linger()) */
 };
 
 /* spin.c */

@@ -381,6 +381,10 @@ int np_conn_send_chunk (NpConn *conn, NpChunk *chunk, gsize len,
    written (LINGER, the default) or drops it at once.  Any thread.  */
 void np_conn_set_linger (NpConn *conn, gboolean linger);
 
+/* How many closed streams are still writing out their queue: what a
+   stop now would drop.  Any thread.  */
+int np_engine_lingering (NpEngine *engine);
+
 /* Queue LEN bytes for writing (copied).  Returns the number of bytes now
    queued and not yet written to the kernel.  After np_conn_close() or a
    CLOSED event the bytes are dropped and 0 is returned.  */

@@ -529,6 +529,12 @@ np_conn_set_linger (NpConn *conn, gboolean linger)
   g_atomic_int_set (&conn->no_linger, linger ? 0 : 1);
 }
 
+int
+np_engine_lingering (NpEngine *engine)
+{
+  return g_atomic_int_get (&engine->lingering);
+}
+
 void
 np_conn_set_ascii_text (NpConn *conn, gboolean on)
 {
@@ -679,6 +685,11 @@ static void
 teardown (NpConn *conn)
 {
   drop_socket (conn);
+  if (conn->lingering)
+    {
+      conn->lingering = FALSE;
+      g_atomic_int_add (&conn->engine->lingering, -1);
+    }
   if (conn->resolve)
     {
       /* Unhook first: a cancelled task reports back even so, and must
@@ -1378,6 +1389,7 @@ linger (NpConn *conn)
     return FALSE;
 
   conn->lingering = TRUE;
+  g_atomic_int_inc (&conn->engine->lingering);
   conn->linger_queued = queued;
   conn->want_read = TRUE;
   conn->want_write = TRUE;

@@ -146,13 +146,18 @@ test_close_writes_out_a_long_queue (void)
   T_GE (queued, CHUNK);
   th_drain_now (&p.h);
   guint boundary = p.h.events->len;
+  T_EQ (0, np_engine_lingering (p.h.engine));
   np_conn_close (p.conn);
+  /* Counted while it writes: what a stop would drop.  */
+  np_engine_sync (p.h.engine);
+  T_EQ (1, np_engine_lingering (p.h.engine));
 
   guint8 *in = g_malloc (TOTAL + 1);
   T_EQ (TOTAL, t_read_full (p.peer, in, TOTAL + 1, 30000));
   T_ASSERT (memcmp (in, out, TOTAL) == 0);
   th_pump (&p.h, 100);
   th_assert_quiet_after (&p.h, 1, boundary);
+  T_EQ (0, np_engine_lingering (p.h.engine));
   g_free (in);
   g_free (out);
   t_pair_close (&p);
@@ -176,10 +181,12 @@ test_close_gives_up_on_a_stuck_peer (void)
   /* Still open a while after the close, then closed by the engine.  */
   usleep (50 * 1000);
   T_EQ (before, t_count_fds ());
+  T_EQ (1, np_engine_lingering (p.h.engine));
   gint64 deadline = t_now_ms () + WAIT_MS;
   while (t_count_fds () == before && t_now_ms () < deadline)
     usleep (10 * 1000);
   T_EQ (before - 1, t_count_fds ());
+  T_EQ (0, np_engine_lingering (p.h.engine));
 
   /* Reading now, the peer finds less than was sent, then the end.  */
   t_set_nonblock (p.peer);
@@ -219,6 +226,7 @@ test_close_without_linger (void)
     usleep (1000);
   T_EQ (before - 1, t_count_fds ());
   T_LE (t_now_ms () - (deadline - WAIT_MS), 1000);
+  T_EQ (0, np_engine_lingering (p.h.engine));
   t_pair_close (&p);
 }
 

@@ -62,6 +62,7 @@ static const struct
   { "netproc--drain", 0, EMPTY_VECTOR },
   { "netproc--ring", 0, NIL },
   { "netproc--queue-stats", 0, NIL },
+  { "netproc--lingering", 0, NIL },
   { "netproc--sync", 0, NIL },
   { "netproc--test-resolver", 3, NEEDS_ENGINE },
   { "netproc--service-port", 1, SERVICE_PORT },
