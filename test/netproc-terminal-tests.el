@@ -613,6 +613,61 @@ from there, and its process stays open."
        seen '(:listed t :status open :netprocs nil :processes nil))
       (delete-process server))))
 
+;;;; Exiting with output queued
+
+(defconst netproc-test-terminal-exit-message
+  (concat "netproc: writing out what 1 connection still had to send "
+          "before exiting; C-g drops it")
+  "What the exit says while it waits for a netproc's output.")
+
+(defconst netproc-test-terminal-exit-form
+  '(let ((netproc-send-high-water-mark (* 64 1024 1024))
+         (p (netproc-test-tty-make "sender")))
+     ;; 16 MiB: far more than the kernel's buffers take on loopback.
+     (dotimes (_ 16)
+       (netproc-send-string p (make-string (* 1024 1024) ?x)))
+     (netproc-test-tty-put "queued" (float-time))
+     (kill-emacs 0))
+  "What the terminal Emacs is asked to evaluate: queue output, exit.")
+
+(ert-deftest netproc-test-terminal-quit-exit-wait ()
+  "Typing \[keyboard-quit] ends the exit's wait for output a peer never reads.
+The exit waits for what the netproc still has queued, says so in the
+echo area, and on \[keyboard-quit] drops it: Emacs is gone soon after."
+  (netproc-test-with-cleanup
+    (let* ((server (netproc-test-terminal-sink-server))
+           (dir (netproc-test-tmpdir))
+           (term nil))
+      (unwind-protect
+          (let* ((_ (setq term (netproc-test-terminal-start
+                                dir 'netproc 'send
+                                (process-contact server :service))))
+                 (ready (netproc-test-terminal-await-note
+                         term "ready" netproc-test-terminal-start-timeout))
+                 (pid (plist-get ready :pid)))
+            (netproc-test-terminal-type
+             term "M-:" (list :text (prin1-to-string
+                                     netproc-test-terminal-exit-form))
+             "Enter")
+            (netproc-test-terminal-await-note term "queued")
+            ;; Said after a second of waiting.
+            (should (netproc-test-terminal-poll
+                     (lambda ()
+                       (equal (netproc-test-terminal-echo-area term)
+                              netproc-test-terminal-exit-message))
+                     netproc-test-terminal-timeout))
+            (should (netproc-test-terminal-alive-p pid))
+            (let ((typed (float-time)))
+              (netproc-test-terminal-type term "C-g")
+              (should (netproc-test-terminal-poll
+                       (lambda () (not (netproc-test-terminal-alive-p pid)))
+                       netproc-test-terminal-timeout))
+              (message "netproc-test-terminal: exit gone %.1f ms after C-g"
+                       (* 1000 (- (float-time) typed)))))
+        (when term
+          (netproc-test-terminal-stop term)))
+      (delete-process server))))
+
 (provide 'netproc-terminal-tests)
 
 ;;; netproc-terminal-tests.el ends here
