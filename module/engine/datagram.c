@@ -137,35 +137,53 @@ np_conn_send_datagram (NpConn *conn, const void *data, gsize len)
   if (len == 0)
     return 0;
 
-  pthread_mutex_lock (&conn->out_lock);
-  if (!conn->accepting)
+  /* Two rounds when the datagram must be queued: it is made between
+     them, without the lock, which the engine thread takes for every
+     datagram it writes.  Only the owner sends, so nothing can come
+     between the two in the queue.  */
+  NpDatagram *dgram = NULL;
+  for (;;)
     {
-      pthread_mutex_unlock (&conn->out_lock);
-      return EPIPE;
-    }
-  /* Nothing queued and the socket open: send from this thread, so the
-     caller learns at once what the kernel thought of it, as with the
-     builtin's blocking sendto().  Only a full socket defers it.  */
-  if (conn->out.length == 0 && conn->direct_fd >= 0)
-    {
-      ssize_t n;
-      do
-        n = sendto (conn->direct_fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT,
-                    (const struct sockaddr *) &conn->datagram_addr,
-                    conn->datagram_addr_len);
-      while (n < 0 && errno == EINTR);
-      int err = n < 0 ? errno : 0;
-      if (err != EAGAIN)
+      pthread_mutex_lock (&conn->out_lock);
+      if (!conn->accepting)
         {
           pthread_mutex_unlock (&conn->out_lock);
-          return err;
+          g_free (dgram);
+          return EPIPE;
         }
+      if (dgram)
+        break;
+      /* Nothing queued and the socket open: send from this thread, so
+         the caller learns at once what the kernel thought of it, as
+         with the builtin's blocking sendto().  Only a full socket
+         defers it.  */
+      if (conn->out.length == 0 && conn->direct_fd >= 0)
+        {
+          ssize_t n;
+          do
+            n = sendto (conn->direct_fd, data, len,
+                        MSG_NOSIGNAL | MSG_DONTWAIT,
+                        (const struct sockaddr *) &conn->datagram_addr,
+                        conn->datagram_addr_len);
+          while (n < 0 && errno == EINTR);
+          int err = n < 0 ? errno : 0;
+          if (err != EAGAIN)
+            {
+              pthread_mutex_unlock (&conn->out_lock);
+              return err;
+            }
+        }
+      /* The address it goes to is the one of this moment.  */
+      struct sockaddr_storage addr = conn->datagram_addr;
+      socklen_t addr_len = conn->datagram_addr_len;
+      pthread_mutex_unlock (&conn->out_lock);
+
+      dgram = g_malloc (sizeof *dgram + len);
+      memcpy (&dgram->addr, &addr, sizeof dgram->addr);
+      dgram->addr_len = addr_len;
+      dgram->len = len;
+      memcpy (dgram->data, data, len);
     }
-  NpDatagram *dgram = g_malloc (sizeof *dgram + len);
-  memcpy (&dgram->addr, &conn->datagram_addr, sizeof dgram->addr);
-  dgram->addr_len = conn->datagram_addr_len;
-  dgram->len = len;
-  memcpy (dgram->data, data, len);
   gboolean was_empty = conn->out.length == 0;
   g_queue_push_tail (&conn->out, dgram);
   conn->queued += len;
