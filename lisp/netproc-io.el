@@ -359,14 +359,37 @@ netproc met it keeps the answer found then, until `clrhash'.")
                                   (= (charset-dimension charset) 1))
                                 charsets))))))
 
+(defun netproc--utf-16-carry (bytes coding)
+  "Return how many bytes at the end of BYTES CODING's UTF-16 decoder defers.
+That is half a code unit, and a high surrogate whose low one is still to
+come; with CRLF ends of lines, also a CR, which may start a CRLF.
+CODING's byte order is its own (`coding-system-get' :endian)."
+  (let* ((n (length bytes))
+         (keep (% n 2))
+         (big (not (eq (coding-system-get coding :endian) 'little)))
+         (unit (lambda (end)
+                 ;; The code unit whose last byte is before END.
+                 (let ((hi (aref bytes (- end (if big 2 1))))
+                       (lo (aref bytes (- end (if big 1 2)))))
+                   (logior (ash hi 8) lo)))))
+    (when (>= (- n keep) 2)
+      (let ((last (funcall unit (- n keep))))
+        (cond ((<= #xd800 last #xdbff) (setq keep (+ keep 2)))
+              ((and (= last ?\r) (not inhibit-eol-conversion)
+                    (eql (coding-system-eol-type coding) 1))
+               (setq keep (+ keep 2))))))
+    keep))
+
 (defun netproc--carry-rule (coding)
   "Return how to find what CODING's decoder defers to the next read.
-`utf-8': a character cut short, found from the bytes.  `none': nothing,
-as with a decoding of one byte per character.  `scan': the raw bytes
-that decoding left at the end."
+`utf-8': a character cut short, found from the bytes.  `utf-16': the
+same, for two-byte code units (see `netproc--utf-16-carry').  `none':
+nothing, as with a decoding of one byte per character.  `scan': the
+raw bytes that decoding left at the end."
   (or (gethash coding netproc--carry-rules)
       (puthash coding
                (cond ((eq (coding-system-type coding) 'utf-8) 'utf-8)
+                     ((eq (coding-system-type coding) 'utf-16) 'utf-16)
                      ((netproc--single-byte-coding-p coding) 'none)
                      (t 'scan))
                netproc--carry-rules)))
@@ -505,6 +528,8 @@ others the text is decoded in a buffer, as the decoder would.
                   (concat (netproc--st-carry st) bytes)))
          (rule (if final 'none (netproc--carry-rule coding)))
          (keep (cond (final 0)
+                     ;; A CR there is two bytes.
+                     ((eq rule 'utf-16) (netproc--utf-16-carry input coding))
                      ((netproc--cr-tail-p input coding) 1)
                      ((eq rule 'utf-8) (netproc--utf-8-carry input))
                      (t 0)))

@@ -939,9 +939,17 @@ after it: the cut bytes are decoded with what follows."
     (utf-8-unix "a\342\202" "\254z")
     (utf-8-unix "a\360\237\230" "\200z")
     (utf-8-unix "a\251\251\251\251\251" "z")
-    (utf-8-dos "a\303\r" "\nz"))
+    (utf-8-dos "a\303\r" "\nz")
+    (utf-16be "\0a\0" "\351\0z")
+    (utf-16le "a\0\351" "\0z\0")
+    (utf-16be "\0a\330\075" "\336\0\0z")
+    (utf-16be "\0a\330" "\075\336\0\0z")
+    (utf-16le "a\0\075\330\0" "\336z\0")
+    (utf-16be-dos "\0a\0\r" "\0\n\0z")
+    (utf-16be-dos "\0a\0" "\r\0\n\0z")
+    (utf-16 "\376\377\0a\0" "\351\0z"))
   "Each a `:coding' and two writes, each read by itself.
-Only the second write has a z, the last byte it ends with.")
+Only the second write has a z, the last character it decodes to.")
 
 (netproc-test-deftest netproc-test-client-read-tails ()
   "What of a read's end each decoding keeps for the next read.
