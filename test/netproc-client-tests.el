@@ -947,7 +947,12 @@ after it: the cut bytes are decoded with what follows."
     (utf-16le "a\0\075\330\0" "\336z\0")
     (utf-16be-dos "\0a\0\r" "\0\n\0z")
     (utf-16be-dos "\0a\0" "\r\0\n\0z")
-    (utf-16 "\376\377\0a\0" "\351\0z"))
+    (utf-16 "\376\377\0a\0" "\351\0z")
+    (euc-jp "a\244" "\263z")
+    (euc-jp "a\217\260" "\241z")
+    (euc-jp "a\217" "\260\241z")
+    (big5 "a\244" "\244z")
+    (sjis "a\202" "\261z"))
   "Each a `:coding' and two writes, each read by itself.
 Only the second write has a z, the last character it decodes to.")
 
