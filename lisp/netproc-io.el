@@ -362,18 +362,23 @@ netproc met it keeps the answer found then, until `clrhash'.")
 (defun netproc--utf-16-carry (bytes coding)
   "Return how many bytes at the end of BYTES CODING's UTF-16 decoder defers.
 That is half a code unit, and a high surrogate whose low one is still to
-come; with CRLF ends of lines, also a CR, which may start a CRLF.
-CODING's byte order is its own (`coding-system-get' :endian)."
+come; with CRLF ends of lines, also a CR, which may start a CRLF.  The
+byte order is CODING's, or that of the byte order mark BYTES starts
+with when CODING is still to find it from one."
   (let* ((n (length bytes))
          (keep (% n 2))
-         (big (not (eq (coding-system-get coding :endian) 'little)))
-         (unit (lambda (end)
-                 ;; The code unit whose last byte is before END.
-                 (let ((hi (aref bytes (- end (if big 2 1))))
-                       (lo (aref bytes (- end (if big 1 2)))))
-                   (logior (ash hi 8) lo)))))
-    (when (>= (- n keep) 2)
-      (let ((last (funcall unit (- n keep))))
+         (big (if (and (consp (coding-system-get coding :bom))
+                       (string-prefix-p "\377\376" bytes))
+                  nil
+                (not (eq (coding-system-get coding :endian) 'little))))
+         (end (- n keep)))
+    (when (>= end 2)
+      ;; The last whole code unit.
+      (let ((last (if big
+                      (logior (ash (aref bytes (- end 2)) 8)
+                              (aref bytes (1- end)))
+                    (logior (ash (aref bytes (1- end)) 8)
+                            (aref bytes (- end 2))))))
         (cond ((<= #xd800 last #xdbff) (setq keep (+ keep 2)))
               ((and (= last ?\r) (not inhibit-eol-conversion)
                     (eql (coding-system-eol-type coding) 1))

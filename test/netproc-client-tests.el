@@ -948,6 +948,7 @@ after it: the cut bytes are decoded with what follows."
     (utf-16be-dos "\0a\0\r" "\0\n\0z")
     (utf-16be-dos "\0a\0" "\r\0\n\0z")
     (utf-16 "\376\377\0a\0" "\351\0z")
+    (utf-16 "\377\376a\0=\330" "\0\336z\0")
     (euc-jp "a\244" "\263z")
     (euc-jp "a\217\260" "\241z")
     (euc-jp "a\217" "\260\241z")
